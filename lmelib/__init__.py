@@ -1,0 +1,30 @@
+"""lmelib: linear mixed-effects models fitted as lme4 fits them, in readable Python.
+
+>>> import lmelib
+>>> m = lmelib.lmer("math5 ~ math3 + (1 | school)", lmelib.datasets.load_jsp())
+>>> m.summary()
+
+Modules, one per concept: ``formula`` (lme4 formula syntax), ``design``
+(y, X and the Z terms), ``covariance`` (θ and Λθ), ``deviance`` (the profiled
+deviance as a pure function of θ), ``optimize`` (BOBYQA and its record),
+``lmm`` (``lmer`` and the fitted model), ``lm`` (least squares baselines),
+``summary`` (printed output) and ``datasets`` (the course's data).
+"""
+
+from . import datasets
+from .deviance import ProfiledDeviance
+from .formula import parse_formula
+from .lm import LinearModel, lm
+from .lmm import LinearMixedModel, lmer
+
+__all__ = [
+    "lmer",
+    "lm",
+    "LinearMixedModel",
+    "LinearModel",
+    "ProfiledDeviance",
+    "parse_formula",
+    "datasets",
+]
+
+__version__ = "0.1.0"

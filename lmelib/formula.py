@@ -1,0 +1,154 @@
+"""lme4-style model formulas: split the random-effects terms from the fixed part.
+
+A formula such as ``y ~ x + (x | g) + (1 | a/b)`` has a fixed part, ``y ~ x``,
+which formulaic turns into the response and the matrix X, and random-effects
+terms ``(expr | group)``.  This module only parses text; it builds no matrices.
+
+lme4's rules (``findbars``, ``expandDoubleVerts``, ``expandSlash``):
+
+* ``(x | g)``   one term with correlated intercept and slope;
+* ``(x || g)``  one term per column, uncorrelated: ``(1 | g) + (0 + x | g)``;
+* ``(1 | a/b)`` nested: ``(1 | a) + (1 | b:a)``;
+* ``(1 | a:b)`` one term whose levels are the observed combinations of a and b.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["RandomTerm", "ParsedFormula", "parse_formula"]
+
+
+@dataclass(frozen=True)
+class RandomTerm:
+    """One random-effects term ``(expr | factors)``.
+
+    ``expr`` is the left-hand side as formulaic reads it (an intercept is
+    implicit, as in lme4); ``factors`` the grouping columns whose interaction
+    defines the levels, and ``name`` the grouping factor's name as lme4 prints
+    it (``"school"``, ``"state:region"``).
+    """
+
+    expr: str
+    factors: tuple[str, ...]
+    name: str
+
+    def __str__(self) -> str:
+        return f"({self.expr} | {self.name})"
+
+
+@dataclass(frozen=True)
+class ParsedFormula:
+    """A formula split into its fixed part and its random-effects terms."""
+
+    text: str
+    response: str
+    fixed: str
+    random: tuple[RandomTerm, ...]
+
+    @property
+    def fixed_formula(self) -> str:
+        return f"{self.response} ~ {self.fixed}"
+
+
+def _split_top_level(text: str, seps: str) -> list[tuple[str, str]]:
+    """Split ``text`` at the characters in ``seps`` outside parentheses.
+
+    Returns ``(operator, piece)`` pairs; the first operator is ``"+"``.
+    """
+    pieces, depth, start, op = [], 0, 0, "+"
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise ValueError(f"unbalanced parentheses in formula part {text!r}")
+        elif depth == 0 and ch in seps:
+            pieces.append((op, text[start:i].strip()))
+            op, start = ch, i + 1
+    if depth != 0:
+        raise ValueError(f"unbalanced parentheses in formula part {text!r}")
+    pieces.append((op, text[start:].strip()))
+    return pieces
+
+
+def _bar_split(inner: str) -> tuple[str, str, bool] | None:
+    """``"x | g"`` -> ``("x", "g", True)``; ``"x || g"`` -> uncorrelated; else None."""
+    depth = 0
+    for i, ch in enumerate(inner):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and ch == "|":
+            double = inner[i + 1 : i + 2] == "|"
+            rhs = inner[i + 2 :] if double else inner[i + 1 :]
+            return inner[:i].strip(), rhs.strip(), not double
+    return None
+
+
+_NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$|^`[^`]+`$")
+
+
+def _grouping_factors(group: str, formula: str) -> list[tuple[str, ...]]:
+    """``"a/b/c"`` -> ``[("a",), ("a", "b"), ("a", "b", "c")]``; ``"a:b"`` -> ``[("a", "b")]``."""
+    nested = [part.strip() for part in group.split("/")]
+    out, prefix = [], ()
+    for part in nested:
+        names = tuple(p.strip().strip("`") for p in part.split(":"))
+        for name in names:
+            if not name or not _NAME.match(name):
+                raise ValueError(
+                    f"grouping factor {part!r} in {formula!r} must be a column name "
+                    "or an interaction of column names such as 'a:b' or 'a/b'"
+                )
+        prefix = prefix + names
+        out.append(prefix)
+    return out
+
+
+def _lhs_columns(expr: str) -> list[str]:
+    """The pieces of a random-effects left-hand side, each as its own term.
+
+    Used by ``||``: ``"x + z"`` -> ``["1", "0 + x", "0 + z"]`` (lme4's
+    ``expandDoubleVerts``).
+    """
+    pieces = _split_top_level(expr, "+-")
+    intercept = True
+    terms = []
+    for op, piece in pieces:
+        if piece in ("0", "-1") or (op == "-" and piece == "1"):
+            intercept = False
+        elif piece == "1":
+            intercept = op == "+"
+        elif piece:
+            if op == "-":
+                raise ValueError(f"cannot subtract {piece!r} in random-effects term ({expr} || ...)")
+            terms.append(f"0 + {piece}")
+    return (["1"] if intercept else []) + terms
+
+
+def parse_formula(formula: str) -> ParsedFormula:
+    """Split an lme4 formula into response, fixed part and random-effects terms."""
+    if not isinstance(formula, str) or formula.count("~") != 1:
+        raise ValueError(f"a formula needs exactly one '~' between response and terms, got {formula!r}")
+    response, rhs = (s.strip() for s in formula.split("~"))
+    if not response:
+        raise ValueError(f"formula {formula!r} has no response left of '~'")
+    fixed, random = [], []
+    for op, piece in _split_top_level(rhs, "+-"):
+        bar = _bar_split(piece[1:-1]) if piece.startswith("(") and piece.endswith(")") else None
+        if bar is None:
+            if piece:
+                fixed.append(f"{op} {piece}")
+            continue
+        if op == "-":
+            raise ValueError(f"cannot subtract the random-effects term {piece} in {formula!r}")
+        expr, group, correlated = bar
+        exprs = [expr or "1"] if correlated else _lhs_columns(expr)
+        for factors in _grouping_factors(group, formula):
+            if "/" in group:  # lme4 names a nested factor innermost first: "state:region"
+                factors = tuple(reversed(factors))
+            random.extend(RandomTerm(e, factors, ":".join(factors)) for e in exprs)
+    fixed_rhs = " ".join(fixed).lstrip("+ ").strip() or "1"
+    return ParsedFormula(formula, response, fixed_rhs, tuple(random))

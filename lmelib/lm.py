@@ -1,0 +1,134 @@
+"""Ordinary least squares, for the lecture's baselines: ``lm(formula, data)``.
+
+The single-mean model ``math5 ~ 1`` and the school fixed-effects model
+``math5 ~ C(school) - 1`` are linear models; fitting them with the same
+formula handling and summary layout as ``lmer`` lets the book compare them with
+mixed models directly (log-likelihood, AIC, BIC as R's ``logLik.lm``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+import scipy.stats
+
+from .design import ModelFrame, model_frame
+from . import summary as _summary
+
+__all__ = ["LinearModel", "lm"]
+
+
+def lm(formula: str, data: pd.DataFrame) -> "LinearModel":
+    """Fit a linear model by least squares; the formula has no random-effects terms."""
+    frame = model_frame(formula, data, require_random=False)
+    if frame.formula.random:
+        raise ValueError(f"lm() fits no random effects, but {formula!r} has "
+                         f"{', '.join(map(str, frame.formula.random))}; use lmelib.lmer")
+    return LinearModel.fit(frame)
+
+
+@dataclass(frozen=True, eq=False)
+class LinearModel:
+    """A fitted linear model (R's ``lm``)."""
+
+    frame: ModelFrame
+    beta: np.ndarray
+    rss: float
+
+    @classmethod
+    def fit(cls, frame: ModelFrame) -> "LinearModel":
+        beta, *_ = scipy.linalg.lstsq(frame.X, frame.y, lapack_driver="gelsy")
+        resid = frame.y - frame.X @ beta
+        return cls(frame, beta, float(resid @ resid))
+
+    @property
+    def formula(self) -> str:
+        return self.frame.formula.text
+
+    @property
+    def nobs(self) -> int:
+        return self.frame.n
+
+    @property
+    def df_resid(self) -> int:
+        return self.nobs - self.frame.p
+
+    @property
+    def npar(self) -> int:
+        """β and σ, as R's logLik.lm counts them."""
+        return self.frame.p + 1
+
+    @property
+    def sigma(self) -> float:
+        return float(np.sqrt(self.rss / self.df_resid))
+
+    @property
+    def loglik(self) -> float:
+        """Maximised Gaussian log-likelihood, σ² estimated by RSS / n."""
+        n = self.nobs
+        return -0.5 * n * (np.log(2 * np.pi) + np.log(self.rss / n) + 1.0)
+
+    @property
+    def deviance(self) -> float:
+        return -2.0 * self.loglik
+
+    @property
+    def aic(self) -> float:
+        return -2.0 * self.loglik + 2.0 * self.npar
+
+    @property
+    def bic(self) -> float:
+        return -2.0 * self.loglik + np.log(self.nobs) * self.npar
+
+    @property
+    def fixef(self) -> pd.Series:
+        return pd.Series(self.beta, index=list(self.frame.x_names), name="Estimate")
+
+    coef = fixef
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        names = list(self.frame.x_names)
+        XtX_inv = scipy.linalg.pinvh(self.frame.X.T @ self.frame.X)
+        return pd.DataFrame(self.sigma**2 * XtX_inv, index=names, columns=names)
+
+    @property
+    def se(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self.vcov)), index=self.vcov.index, name="Std. Error")
+
+    @property
+    def coef_table(self) -> pd.DataFrame:
+        t = self.fixef / self.se
+        p = 2 * scipy.stats.t.sf(np.abs(t), self.df_resid)
+        return pd.DataFrame({"Estimate": self.fixef, "Std. Error": self.se, "t value": t, "Pr(>|t|)": p})
+
+    @property
+    def r_squared(self) -> float:
+        """R², about the mean when the model has an intercept (else about zero), as R."""
+        y = self.frame.y
+        centre = y.mean() if "(Intercept)" in self.frame.x_names else 0.0
+        return 1.0 - self.rss / float(((y - centre) ** 2).sum())
+
+    def fitted(self) -> pd.Series:
+        return pd.Series(self.frame.X @ self.beta, name="fitted")
+
+    def residuals(self) -> pd.Series:
+        return pd.Series(self.frame.y - self.frame.X @ self.beta, name="residuals")
+
+    def predict(self, newdata: pd.DataFrame | None = None) -> pd.Series:
+        if newdata is None:
+            return self.fitted()
+        return pd.Series(self.frame.new_X(newdata) @ self.beta, index=newdata.index, name="predicted")
+
+    def summary(self) -> "_summary.Summary":
+        return _summary.lm_summary(self)
+
+    def __repr__(self) -> str:
+        return f"<LinearModel {self.formula!r}: logLik {self.loglik:.4f}, n = {self.nobs}>"
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()

