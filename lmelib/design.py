@@ -15,7 +15,6 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-import scipy.linalg
 import scipy.sparse as sp
 from formulaic import Formula, model_matrix
 
@@ -140,24 +139,32 @@ def _r_name(name: str) -> str:
 
 
 def _drop_aliased(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[int], list[str]]:
-    """Drop columns of X that are linear combinations of others (pivoted QR, lme4's rule)."""
-    if X.shape[1] == 0:
-        return X, list(range(0)), []
-    _, R, piv = scipy.linalg.qr(X, mode="economic", pivoting=True)
-    d = np.abs(np.diag(R))
-    rank = int((d > RANK_TOL * d[0]).sum()) if d[0] > 0 else 0
-    if rank == X.shape[1]:
-        return X, list(range(X.shape[1])), []
-    keep = np.sort(piv[:rank])
-    dropped = [names[i] for i in np.sort(piv[rank:])]
-    k = len(dropped)
-    warnings.warn(
-        f"fixed-effect model matrix is rank deficient so dropping {k} column"
-        f"{'s' if k > 1 else ''} / coefficient{'s' if k > 1 else ''}: {', '.join(dropped)}",
-        UserWarning,
-        stacklevel=4,
-    )
-    return X[:, keep], [int(i) for i in keep], dropped
+    """Drop columns of X that are linear combinations of earlier ones.
+
+    As R's QR with limited pivoting (``qr(X, tol = 1e-7)``, which lme4 uses): a
+    column is kept when what is left of it after projecting out the columns kept
+    before it is more than RANK_TOL of its own norm.
+    """
+    keep: list[int] = []
+    Q = np.zeros((X.shape[0], 0))
+    for j in range(X.shape[1]):
+        x = X[:, j]
+        r = x - Q @ (Q.T @ x)
+        r = r - Q @ (Q.T @ r)  # re-orthogonalise once
+        norm = np.linalg.norm(r)
+        if norm > RANK_TOL * max(np.linalg.norm(x), np.finfo(float).tiny):
+            keep.append(j)
+            Q = np.column_stack([Q, r / norm])
+    dropped = [names[j] for j in range(X.shape[1]) if j not in keep]
+    if dropped:
+        k = len(dropped)
+        warnings.warn(
+            f"fixed-effect model matrix is rank deficient so dropping {k} column"
+            f"{'s' if k > 1 else ''} / coefficient{'s' if k > 1 else ''}: {', '.join(dropped)}",
+            UserWarning,
+            stacklevel=4,
+        )
+    return X[:, keep], keep, dropped
 
 
 # ------------------------------------------------------------ fixed effects

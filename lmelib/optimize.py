@@ -100,8 +100,7 @@ def minimize(
     opt.set_xtol_abs(xtol_abs)
     opt.set_maxeval(maxeval)
     x = np.asarray(opt.optimize(start), dtype=float)
-    fx = opt.last_optimum_value()
-    code = opt.last_optimize_result()
+    fx, code = opt.last_optimum_value(), opt.last_optimize_result()
     x, fx, moves = _boundary_check(lambda t: objective(t, None), x, fx, lower)
     return OptSummary(
         optimizer="NLOPT_LN_BOBYQA",

@@ -128,14 +128,12 @@ anova_entry <- function(id, description, models, refit = TRUE, lms = character(0
   out <- list(id = id, description = description,
               call = paste(deparse(cl, width.cutoff = 500L), collapse = " "),
               models = c(mod_info, lm_info), refit = refit)
-  if (!is.null(r$error)) {
-    out$error <- r$error
-    out$refitted_ml <- NULL
-  } else {
-    out$heading <- arr(attr(r$value, "heading"))
-    out$table <- table_json(r$value)
-    out$refitted_ml <- any(grepl("refitting model", r$messages))
-  }
+  ## keys are always present; null when not applicable
+  ok <- is.null(r$error)
+  out["error"] <- list(r$error)
+  out["heading"] <- list(if (ok) arr(attr(r$value, "heading")) else NULL)
+  out["table"] <- list(if (ok) table_json(r$value) else NULL)
+  out["refitted_ml"] <- list(if (ok) any(grepl("refitting model", r$messages)) else NULL)
   out$warnings <- r$warnings
   out$messages <- r$messages
   out
@@ -191,14 +189,14 @@ for (base in CI_MODELS) for (reml in c(TRUE, FALSE)) {
   wald <- safely(confint(m, method = "Wald", level = 0.95))
   e <- c(model_keys(base, reml), fit_conditions(full_name(base, reml)))
   e$level <- 0.95
-  e$profile <- if (is.null(prof$error)) table_json(prof$value) else NULL
-  e$profile_error <- prof$error
+  e["profile"] <- list(if (is.null(prof$error)) table_json(prof$value) else NULL)
+  e["profile_error"] <- list(prof$error)
   ## profiling can emit hundreds of repeated warnings: keep the distinct ones
   e$profile_warnings <- arr(unique(prof$warnings))
   e$profile_warning_count <- length(prof$warnings)
   e$profile_messages <- arr(unique(prof$messages))
-  e$wald <- if (is.null(wald$error)) table_json(wald$value) else NULL
-  e$wald_error <- wald$error
+  e["wald"] <- list(if (is.null(wald$error)) table_json(wald$value) else NULL)
+  e["wald_error"] <- list(wald$error)
   e$wald_warnings <- wald$warnings
   cat(sprintf("confint %-28s %.1fs profile warnings=%d%s\n", e$name,
               as.numeric(difftime(Sys.time(), t0, units = "secs")),
@@ -216,12 +214,12 @@ ddf_entry <- function(base, ddf) {
   a <- safely(anova(m, ddf = ddf, type = 3))
   e <- c(model_keys(base, TRUE), fit_conditions(key))
   e$ddf <- ddf
-  if (is.null(s$error)) {
-    e$coefficients <- table_json(s$value$coefficients)
-  } else e$error <- s$error
+  e["coefficients"] <- list(if (is.null(s$error)) table_json(s$value$coefficients) else NULL)
+  e["error"] <- list(s$error)
   e$warnings_summary <- s$warnings
   e$messages_summary <- s$messages
-  if (is.null(a$error)) e$anova_type3 <- table_json(a$value) else e$anova_error <- a$error
+  e["anova_type3"] <- list(if (is.null(a$error)) table_json(a$value) else NULL)
+  e["anova_error"] <- list(a$error)
   e$warnings_anova <- a$warnings
   e
 }
