@@ -117,7 +117,7 @@ def lmm_summary(m) -> Summary:
         sections.append(("", f"REML criterion at convergence: {m.objective:.4f}"))
     else:
         sections.append(("", pd.DataFrame(
-            [[m.aic, m.bic, m.loglik, m.deviance, m.df_resid]],
+            [[f"{m.aic:.1f}", f"{m.bic:.1f}", f"{m.loglik:.1f}", f"{m.deviance:.1f}", str(m.df_resid)]],
             columns=["AIC", "BIC", "logLik", "deviance", "df.resid"], index=[""])))
     sections.append(("Scaled residuals", _residual_quantiles(m.residuals(scaled=True).to_numpy())))
     groups = ", ".join(f"{k}, {v}" for k, v in m.ngrps.items())

@@ -1,0 +1,228 @@
+"""Simulating responses from a fitted model, and the parametric bootstrap.
+
+A fitted linear mixed model is a recipe for new data (Bates et al. 2015,
+eqns. 2-4):
+
+    u ~ N(0, I_q),   b = σ Λθ u,   ε ~ N(0, σ² I_n),   y = X β + Z b + ε,
+
+with β, θ and σ at their estimates.  ``simulate`` follows it unconditionally,
+as lme4's ``simulate(m, use.u = FALSE)``: every level of every grouping factor
+gets a new random effect, so a simulated data set varies as a new sample of
+schools (or subjects) would, not only as new pupils in the same schools.  For a
+linear model (``lm``) there is no b and σ is the residual standard error with
+n − p degrees of freedom, as R's ``simulate.lm``.
+
+The parametric bootstrap (Davison & Hinkley 1997, ch. 2; lme4's ``bootMer``)
+refits the model to each simulated response and collects a statistic of each
+refit.  The spread of the collected statistics estimates their sampling
+distribution under the fitted model; its percentiles give confidence
+intervals, and the same machinery gives the null distribution of a
+likelihood-ratio statistic (``lmelib.anova(..., nsim=...)``).
+
+Random numbers come from ``numpy.random.default_rng(seed)``: the same seed
+gives the same draws, and the k-th response of ``bootstrap(m, nsim, seed)`` is
+column k of ``simulate(m, nsim, seed)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import nlopt
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .lm import LinearModel
+from .lmm import LinearMixedModel
+
+__all__ = ["simulate", "refit", "bootstrap", "BootstrapResult", "theta_names"]
+
+# Errors a refit to a simulated response can raise; such a draw is counted as
+# failed and dropped (lme4's bootMer keeps it as NA and warns).
+FIT_ERRORS = (
+    FloatingPointError,
+    np.linalg.LinAlgError,
+    nlopt.RoundoffLimited,
+    nlopt.ForcedStop,
+    RuntimeError,
+)
+
+
+# ------------------------------------------------------------- simulation
+
+
+def _simulate_response(m, rng: np.random.Generator) -> np.ndarray:
+    """One response y = Xβ̂ + Zb + ε with new b and ε (unconditional)."""
+    frame = m.frame
+    if isinstance(m, LinearModel):
+        return frame.X @ m.beta + m.sigma * rng.standard_normal(frame.n)
+    y = frame.X @ m.solution.beta
+    for term, lam in zip(frame.terms, m.lambdas):
+        u = rng.standard_normal((term.n_levels, term.ell))  # spherical u ~ N(0, I), eqn. 4
+        b = m.sigma * u @ lam.T  # b = σ Λθ u, one row per level
+        y = y + np.einsum("ij,ij->i", term.values, b[term.codes])  # Z b, row by row
+    return y + m.sigma * rng.standard_normal(frame.n)
+
+
+def _check_model(m) -> None:
+    if not isinstance(m, (LinearMixedModel, LinearModel)):
+        raise TypeError(f"expected a model fitted by lmelib.lmer or lmelib.lm, got {type(m).__name__}")
+
+
+def simulate(m, nsim: int = 1, seed=None) -> pd.DataFrame:
+    """``nsim`` responses simulated from the fitted model ``m``, one column each.
+
+    New random effects and new errors for every simulation (lme4's
+    ``simulate(m, nsim, seed, use.u = FALSE)``); columns are named ``sim_1``,
+    ``sim_2``, ... as in R, and ``attrs["seed"]`` records the seed.
+    """
+    _check_model(m)
+    if int(nsim) < 1:
+        raise ValueError(f"nsim must be at least 1, got {nsim}")
+    rng = np.random.default_rng(seed)
+    sims = {f"sim_{i + 1}": _simulate_response(m, rng) for i in range(int(nsim))}
+    out = pd.DataFrame(sims)
+    out.attrs["seed"] = seed
+    return out
+
+
+def refit(m, newresp) -> "LinearMixedModel | LinearModel":
+    """The model ``m`` fitted again, to a new response (lme4's ``refit(m, newresp)``).
+
+    Formula, X, Z and the REML/ML choice are kept; only y changes.
+    """
+    _check_model(m)
+    y = np.asarray(newresp, dtype=float).ravel()
+    if y.shape != (m.nobs,):
+        raise ValueError(f"the new response has {y.size} values, the model {m.nobs} observations")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("the new response has missing or infinite values")
+    frame = dataclasses.replace(m.frame, y=y)
+    if isinstance(m, LinearModel):
+        return LinearModel.fit(frame)
+    return LinearMixedModel.fit(frame, m.reml)
+
+
+# -------------------------------------------------------------- bootstrap
+
+
+def theta_names(m) -> list[str]:
+    """lme4's names for θ: ``school.(Intercept)``, ``school.math3.(Intercept)``, ..."""
+    names = []
+    for term in m.frame.terms:
+        cols = term.columns
+        for j in range(term.ell):  # column-major lower triangle, as θ is stored
+            for i in range(j, term.ell):
+                pair = cols[i] if i == j else f"{cols[i]}.{cols[j]}"
+                names.append(f"{term.name}.{pair}")
+    return names
+
+
+def _default_statistics(m) -> pd.Series:
+    """β̂, θ̂ and σ̂ of a fit (θ only for a mixed model)."""
+    parts = [m.fixef]
+    if isinstance(m, LinearMixedModel):
+        parts.append(pd.Series(m.theta, index=theta_names(m)))
+    parts.append(pd.Series({"sigma": m.sigma}))
+    return pd.concat(parts)
+
+
+def _as_row(value) -> pd.Series:
+    """A statistic as a row of the draws table (a scalar becomes column ``value``)."""
+    if isinstance(value, pd.Series):
+        return value.astype(float)
+    if isinstance(value, dict):
+        return pd.Series(value, dtype=float)
+    arr = np.asarray(value, dtype=float)
+    return pd.Series({"value": float(arr)}) if arr.ndim == 0 else pd.Series(arr.ravel())
+
+
+@dataclass(frozen=True, eq=False)
+class BootstrapResult:
+    """Draws of a statistic over parametric-bootstrap refits (lme4's ``bootMer``).
+
+    ``draws`` has one row per successful refit; ``t0`` is the statistic of the
+    original fit; ``failed`` counts refits that raised an error and were dropped;
+    ``nsim_done`` (successful plus failed) is less than ``nsim_requested`` when
+    the run was interrupted.  ``seed`` reproduces the draws.
+    """
+
+    draws: pd.DataFrame
+    t0: pd.Series
+    nsim_requested: int
+    seed: object
+    failed: int = 0
+
+    @property
+    def nsim_done(self) -> int:
+        return len(self.draws) + self.failed
+
+    @property
+    def complete(self) -> bool:
+        return self.nsim_done == self.nsim_requested
+
+    def confint(self, level: float = 0.95) -> pd.DataFrame:
+        """Percentile intervals: the (1 − level)/2 and (1 + level)/2 quantiles of the draws."""
+        if not 0 < level < 1:
+            raise ValueError(f"level must be between 0 and 1, got {level}")
+        if len(self.draws) == 0:
+            raise ValueError("no bootstrap draws to compute an interval from")
+        a = (1 - level) / 2
+        q = self.draws.quantile([a, 1 - a]).T
+        q.columns = [f"{100 * a:.3g} %", f"{100 * (1 - a):.3g} %"]
+        return q
+
+    def __repr__(self) -> str:
+        return (f"<BootstrapResult: {len(self.draws)} draws of {self.draws.shape[1]} statistic(s), "
+                f"{self.failed} failed, {self.nsim_done} of {self.nsim_requested} done, seed={self.seed}>")
+
+
+def _resolve_seed(seed):
+    """A seed that reproduces the run: the given one, or fresh entropy recorded."""
+    return np.random.SeedSequence().entropy if seed is None else seed
+
+
+def bootstrap(
+    m,
+    nsim: int,
+    seed=None,
+    func: Callable | None = None,
+    progress: bool = True,
+) -> BootstrapResult:
+    """Parametric bootstrap: simulate from ``m``, refit, apply ``func`` to each refit.
+
+    ``func(fitted_model)`` returns a number, a dict or a Series (default: β̂,
+    θ̂ and σ̂).  Refits use the same REML/ML choice as ``m``.  A progress bar
+    appears for runs longer than a second.  Interrupting (Ctrl-C, or a
+    ``KeyboardInterrupt`` raised by ``func``) keeps the draws made so far.
+    """
+    _check_model(m)
+    if int(nsim) < 1:
+        raise ValueError(f"nsim must be at least 1, got {nsim}")
+    nsim, seed = int(nsim), _resolve_seed(seed)
+    func = func or _default_statistics
+    t0 = _as_row(func(m))
+    rng = np.random.default_rng(seed)
+    rows, failed, first_error = [], 0, None
+    bar = tqdm(range(nsim), desc="bootstrap", disable=not progress, delay=1.0)
+    try:
+        for _ in bar:
+            y = _simulate_response(m, rng)
+            try:
+                rows.append(_as_row(func(refit(m, y))))
+            except FIT_ERRORS as err:
+                failed, first_error = failed + 1, first_error or err
+    except KeyboardInterrupt:
+        warnings.warn(f"bootstrap interrupted after {len(rows) + failed} of {nsim} simulations; "
+                      f"returning the {len(rows)} draws made so far", UserWarning, stacklevel=2)
+    finally:
+        bar.close()
+    if failed:
+        warnings.warn(f"{failed} of {len(rows) + failed} bootstrap refits failed and were dropped "
+                      f"(first error: {first_error})", UserWarning, stacklevel=2)
+    draws = pd.DataFrame(rows, columns=t0.index).reset_index(drop=True)
+    return BootstrapResult(draws, t0, nsim, seed, failed)
