@@ -48,43 +48,86 @@ def objective(ldL2: float, ldRX2: float, pwrss: float, n: int, p: int, reml: boo
 
 @dataclass(frozen=True, eq=False)
 class CrossProducts:
-    """θ-independent cross-products of [Z X y], blocked by the first term."""
+    """θ-independent cross-products of [Z X y], blocked by the first term.
+
+    With ``sqrtw`` (square roots of prior or working weights, as a GLMM's
+    PIRLS uses) or a sparse n × n ``transform`` (e.g. a whitening of
+    correlated errors) the rows of [Z X y] are transformed first.  When the
+    transformed first term no longer has a block-diagonal ZᵀZ (a transform
+    that mixes its levels), every term goes into the dense block: m1 = 0.
+    """
 
     n: int
     p: int
     ell1: int  # columns of the first term
-    m1: int  # levels of the first term
+    m1: int  # levels of the first term (0: no block-diagonal part)
     A11: np.ndarray  # m1 × ℓ1 × ℓ1: Z1ᵀZ1, one block per level
     AR1: sp.csr_array  # r × q1: [Z_rest X y]ᵀ Z1
     ARR: np.ndarray  # r × r: [Z_rest X y]ᵀ [Z_rest X y]
-    rest: tuple[tuple[int, int, int], ...]  # (offset, ℓ, levels) of each other term in R
+    rest: tuple[tuple[int, int, int, int], ...]  # (term index, offset, ℓ, levels) in R
     q_rest: int
 
     @classmethod
-    def of(cls, frame: ModelFrame) -> "CrossProducts":
-        first, *others = frame.terms
-        ell1, m1 = first.ell, first.n_levels
-        pairs = first.values[:, :, None] * first.values[:, None, :]
-        A11 = np.stack(
-            [np.bincount(first.codes, weights=pairs[:, a, b], minlength=m1)
-             for a in range(ell1) for b in range(ell1)],
-            axis=1,
-        ).reshape(m1, ell1, ell1)
-        blocks = [t.Z() for t in others] + [sp.csc_array(frame.X), sp.csc_array(frame.y[:, None])]
-        R = sp.hstack(blocks, format="csc")
-        offsets = np.cumsum([0] + [t.q for t in others])
-        rest = tuple((int(o), t.ell, t.n_levels) for o, t in zip(offsets, others))
+    def of(cls, frame: ModelFrame, sqrtw: np.ndarray | None = None,
+           transform: sp.sparray | None = None) -> "CrossProducts":
+        X, y = frame.X, frame.y
+        if sqrtw is not None:
+            X, y = X * sqrtw[:, None], y * sqrtw
+        if transform is not None:
+            X, y = transform @ X, transform @ y
+        Zs = [_rows(t.Z(), sqrtw, transform) for t in frame.terms]
+        first = frame.terms[0]
+        if transform is None:
+            A11 = _diagonal_blocks(first.codes, first.values, first.n_levels, sqrtw)
+        else:
+            A11 = _block_diagonal_or_none(Zs[0], first.ell)
+        blocked = A11 is not None
+        others = list(range(1 if blocked else 0, len(frame.terms)))
+        R = sp.hstack([Zs[k] for k in others] + [sp.csc_array(X), sp.csc_array(y[:, None])],
+                      format="csc")
+        offsets = np.cumsum([0] + [frame.terms[k].q for k in others])
+        rest = tuple((k, int(o), frame.terms[k].ell, frame.terms[k].n_levels)
+                     for k, o in zip(others, offsets))
+        ell1 = first.ell if blocked else 1
         return cls(
             n=frame.n,
             p=frame.p,
             ell1=ell1,
-            m1=m1,
-            A11=A11,
-            AR1=sp.csr_array(R.T @ first.Z()),
+            m1=first.n_levels if blocked else 0,
+            A11=A11 if blocked else np.zeros((0, 1, 1)),
+            AR1=sp.csr_array(R.T @ Zs[0]) if blocked else sp.csr_array((R.shape[1], 0)),
             ARR=(R.T @ R).toarray(),
             rest=rest,
             q_rest=int(offsets[-1]),
         )
+
+
+def _rows(Z: sp.sparray, sqrtw, transform) -> sp.csc_array:
+    if sqrtw is not None:
+        Z = sp.diags_array(sqrtw) @ Z
+    if transform is not None:
+        Z = transform @ Z
+    return sp.csc_array(Z)
+
+
+def _diagonal_blocks(codes, values, m, sqrtw) -> np.ndarray:
+    """Z1ᵀZ1 as m blocks of ℓ × ℓ, from the level codes and the term's columns."""
+    v = values if sqrtw is None else values * sqrtw[:, None]
+    ell = v.shape[1]
+    pairs = v[:, :, None] * v[:, None, :]
+    A = [np.bincount(codes, weights=pairs[:, a, b], minlength=m) for a in range(ell) for b in range(ell)]
+    return np.stack(A, axis=1).reshape(m, ell, ell)
+
+
+def _block_diagonal_or_none(Z1: sp.csc_array, ell: int) -> np.ndarray | None:
+    """Z1ᵀZ1's ℓ × ℓ diagonal blocks, or None if it has entries outside them."""
+    A = sp.coo_array(Z1.T @ Z1)
+    if np.any(A.row // ell != A.col // ell):
+        return None
+    m = Z1.shape[1] // ell
+    out = np.zeros((m, ell, ell))
+    np.add.at(out, (A.row // ell, A.row % ell, A.col % ell), A.data)
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,10 +196,10 @@ class ProfiledDeviance:
     cross-products are computed once, when the function is made).
     """
 
-    def __init__(self, frame: ModelFrame, reml: bool = True):
+    def __init__(self, frame: ModelFrame, reml: bool = True, cp: CrossProducts | None = None):
         self.frame = frame
         self.reml = bool(reml)
-        self.cp = CrossProducts.of(frame)
+        self.cp = CrossProducts.of(frame) if cp is None else cp
         ells = [t.ell for t in frame.terms]
         self.theta_slices = tuple(theta_slices(ells))
         self.lower = np.concatenate([theta_lower(e) for e in ells])
@@ -168,7 +211,7 @@ class ProfiledDeviance:
 
     def _lambda_rest(self, lams: list[np.ndarray]) -> sp.csr_array:
         # Λ_R: block diagonal, one λ per level of each other term, then I for [X y]
-        blocks = [sp.kron(sp.eye_array(m), lam) for (_, _, m), lam in zip(self.cp.rest, lams[1:])]
+        blocks = [sp.kron(sp.eye_array(m), lams[k]) for k, _, _, m in self.cp.rest]
         blocks.append(sp.eye_array(self.cp.p + 1))
         return sp.block_diag(blocks, format="csr")
 
@@ -177,7 +220,7 @@ class ProfiledDeviance:
         theta = np.asarray(theta, dtype=float)
         cp = self.cp
         lams = self.lambdas(theta)
-        lam1 = lams[0]
+        lam1 = lams[0] if cp.m1 else np.zeros((1, 1))
         # Step I: L11 per level, chol(λᵀ A11_g λ + I)
         M11 = lam1.T @ cp.A11 @ lam1 + np.eye(cp.ell1)
         L11 = np.linalg.cholesky(M11)

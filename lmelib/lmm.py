@@ -273,25 +273,31 @@ def _unique_names(names: list[str]) -> list[str]:
 
 
 def _conditional_variances(m: LinearMixedModel) -> list[np.ndarray]:
+    """Diagonal blocks of σ² Λ (LLᵀ)⁻¹ Λᵀ, by term and level, from the blocked factor.
+
+    With L = [[L11, 0], [L21, L22]] (Z rows only), (LLᵀ)⁻¹ has the blocks
+    L11⁻ᵀL11⁻¹ + MᵀM (M = L22⁻¹ L21 L11⁻¹) for the first term and L22⁻ᵀL22⁻¹
+    for the others.
+    """
     sol, terms, lams = m.solution, m.frame.terms, m.lambdas
     q = sol.q_rest
-    L11inv = np.linalg.inv(sol.L11)  # m1 × ℓ1 × ℓ1
-    V1 = np.swapaxes(L11inv, 1, 2) @ L11inv
+    blocked = sol.L11.shape[0] > 0
+    L22inv = scipy.linalg.solve_triangular(sol.L22[:q, :q], np.eye(q), lower=True)
     out = []
-    if q:
-        L22inv = scipy.linalg.solve_triangular(sol.L22[:q, :q], np.eye(q), lower=True)
-        m1, ell1, _ = sol.L11.shape
-        L21z = sol.L21[:q, :].toarray().reshape(q, m1, ell1)
-        M = L22inv @ np.einsum("rgk,gkl->rgl", L21z, L11inv).reshape(q, -1)
-        M = M.reshape(q, m1, ell1)
-        V1 = V1 + np.einsum("rgk,rgl->gkl", M, M)
-        W = L22inv.T @ L22inv
-    out.append(m.sigma**2 * lams[0] @ V1 @ lams[0].T)
+    if blocked:
+        L11inv = np.linalg.inv(sol.L11)  # m1 × ℓ1 × ℓ1
+        V1 = np.swapaxes(L11inv, 1, 2) @ L11inv
+        if q:
+            m1, ell1, _ = sol.L11.shape
+            L21z = sol.L21[:q, :].toarray().reshape(q, m1, ell1)
+            M = (L22inv @ np.einsum("rgk,gkl->rgl", L21z, L11inv).reshape(q, -1)).reshape(q, m1, ell1)
+            V1 = V1 + np.einsum("rgk,rgl->gkl", M, M)
+        out.append(m.sigma**2 * lams[0] @ V1 @ lams[0].T)
+    W = L22inv.T @ L22inv
     start = 0
-    for term, lam in zip(terms[1:], lams[1:]):
+    for term, lam in zip(terms[1:] if blocked else terms, lams[1:] if blocked else lams):
         idx = start + np.arange(term.q).reshape(term.n_levels, term.ell)
-        blocks = W[idx[:, :, None], idx[:, None, :]]
-        out.append(m.sigma**2 * lam @ blocks @ lam.T)
+        out.append(m.sigma**2 * lam @ W[idx[:, :, None], idx[:, None, :]] @ lam.T)
         start += term.q
     return out
 
