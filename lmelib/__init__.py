@@ -15,11 +15,14 @@ from . import datasets
 from .deviance import ProfiledDeviance
 from .formula import parse_formula
 from .lm import LinearModel, lm
+from .glmm import GeneralizedLinearMixedModel, glmer
 from .lmm import LinearMixedModel, lmer
 
 __all__ = [
     "lmer",
     "lm",
+    "glmer",
+    "GeneralizedLinearMixedModel",
     "LinearMixedModel",
     "LinearModel",
     "ProfiledDeviance",

@@ -256,15 +256,20 @@ def _sort_terms(terms: list[ReTerm]) -> tuple[ReTerm, ...]:
 # ------------------------------------------------------------------ entry
 
 
-def model_frame(formula: str, data: pd.DataFrame, *, require_random: bool = True) -> ModelFrame:
-    """Parse ``formula`` against ``data`` and build y, X and the random-effects terms."""
+def model_frame(formula: str, data: pd.DataFrame, *, require_random: bool = True,
+                extra_columns: list[str] = ()) -> ModelFrame:
+    """Parse ``formula`` against ``data`` and build y, X and the random-effects terms.
+
+    ``extra_columns`` (weights, offsets) are kept in ``frame.data`` and count
+    for the removal of incomplete rows.
+    """
     parsed = parse_formula(formula)
     if require_random and not parsed.random:
         raise ValueError(
             f"formula {formula!r} has no random-effects term such as (1 | group); "
             "for a model without random effects use lmelib.lm"
         )
-    needed = _required_columns(parsed)
+    needed = _required_columns(parsed) + list(extra_columns)
     _check_columns(data, needed, formula)
     data, n_dropped, na_counts = _complete_rows(data, needed)
     if len(data) == 0:

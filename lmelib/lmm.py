@@ -19,6 +19,8 @@ from .covariance import lambda_of, theta_slices
 from .design import ModelFrame, model_frame
 from .deviance import PLSSolution, ProfiledDeviance, objective
 from .optimize import OptSummary, minimize
+from .ranef import (conditional_variances, new_codes_values, ranef_frames, split_b,
+                    tidy_ranef, varcorr_table, zb)
 from . import summary as _summary
 
 __all__ = ["LinearMixedModel", "lmer"]
@@ -162,72 +164,34 @@ class LinearMixedModel:
     @cached_property
     def varcorr(self) -> pd.DataFrame:
         """Variances and correlations, as R's ``as.data.frame(VarCorr(m))``."""
-        rows, names = [], _unique_names([t.name for t in self.frame.terms])
-        for name, term, lam in zip(names, self.frame.terms, self.lambdas):
-            cov = self.sigma**2 * lam @ lam.T
-            sd = np.sqrt(np.diag(cov))
-            for i, col in enumerate(term.columns):
-                rows.append((name, col, None, cov[i, i], sd[i]))
-            for j in range(term.ell):
-                for i in range(j + 1, term.ell):
-                    cor = cov[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
-                    rows.append((name, term.columns[j], term.columns[i], cov[i, j], cor))
-        rows.append(("Residual", None, None, self.sigma**2, self.sigma))
-        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+        return varcorr_table(self.frame.terms, self.lambdas, self.sigma)
 
     @cached_property
     def _b(self) -> list[np.ndarray]:
         """Conditional modes b = Λ u of each term, as levels × ℓ arrays."""
-        u, out, start = self.solution.u, [], 0
-        for term, lam in zip(self.frame.terms, self.lambdas):
-            ut = u[start : start + term.q].reshape(term.n_levels, term.ell)
-            out.append(ut @ lam.T)
-            start += term.q
-        return out
-
-    @cached_property
-    def _condvar(self) -> list[np.ndarray]:
-        """Conditional covariance of each level's b: σ² λ [(LLᵀ)⁻¹]_gg λᵀ, conditional on β̂."""
-        return _conditional_variances(self)
+        return split_b(self.frame.terms, self.lambdas, self.solution.u)
 
     @cached_property
     def ranef(self) -> dict[str, pd.DataFrame]:
         """Conditional modes of the random effects, one DataFrame per grouping factor."""
-        out: dict[str, pd.DataFrame] = {}
-        for term, b in zip(self.frame.terms, self._b):
-            df = pd.DataFrame(b, index=term.levels, columns=list(term.columns))
-            df.index.name = term.name
-            out[term.name] = pd.concat([out[term.name], df], axis=1) if term.name in out else df
-        return out
+        return ranef_frames(self.frame.terms, self._b)
 
     @cached_property
     def ranef_frame(self) -> pd.DataFrame:
-        """Tidy conditional modes with conditional standard deviations (R's ``as.data.frame(ranef(m))``)."""
-        parts = []
-        for term, b, V in zip(self.frame.terms, self._b, self._condvar):
-            sd = np.sqrt(np.diagonal(V, axis1=1, axis2=2))
-            for j, col in enumerate(term.columns):
-                parts.append(pd.DataFrame({
-                    "grpvar": term.name, "term": col, "grp": term.levels,
-                    "condval": b[:, j], "condsd": sd[:, j],
-                }))
-        return pd.concat(parts, ignore_index=True)
+        """Tidy conditional modes with conditional standard deviations (R's ``as.data.frame(ranef(m))``).
+
+        The conditional covariance is σ² λ [(LLᵀ)⁻¹]_gg λᵀ for each level, given β̂ (as lme4).
+        """
+        V = conditional_variances(self.solution, self.frame.terms, self.lambdas, self.sigma)
+        return tidy_ranef(self.frame.terms, self._b, V)
 
     # -------------------------------------------------- fitted and predicted
-
-    def _Zb(self, terms_codes_values) -> np.ndarray:
-        total = 0.0
-        for b, (codes, values) in zip(self._b, terms_codes_values):
-            known = codes >= 0
-            contrib = np.einsum("ij,ij->i", values, b[np.where(known, codes, 0)])
-            total = total + np.where(known, contrib, 0.0)
-        return total
 
     def fitted(self, conditional: bool = True) -> pd.Series:
         """Xβ̂ + Zb̂ (conditional, the default) or Xβ̂ (marginal)."""
         eta = self.frame.X @ self.solution.beta
         if conditional:
-            eta = eta + self._Zb([(t.codes, t.values) for t in self.frame.terms])
+            eta = eta + zb(self._b, [(t.codes, t.values) for t in self.frame.terms])
         return pd.Series(eta, name="fitted")
 
     def residuals(self, conditional: bool = True, scaled: bool = False) -> pd.Series:
@@ -244,7 +208,7 @@ class LinearMixedModel:
             raise KeyError(f"newdata lacks column(s) {', '.join(map(repr, needed))} that the model uses")
         eta = self.frame.new_X(newdata) @ self.solution.beta
         if re:
-            eta = eta + self._Zb([_new_codes_values(t, newdata) for t in self.frame.terms])
+            eta = eta + zb(self._b, [new_codes_values(t, newdata) for t in self.frame.terms])
         return pd.Series(eta, index=newdata.index, name="predicted")
 
     # ---------------------------------------------------------- printing
@@ -261,47 +225,6 @@ class LinearMixedModel:
         return self.summary()._repr_html_()
 
 
-def _unique_names(names: list[str]) -> list[str]:
-    """R's make.unique: a repeated grouping name gets .1, .2 (``(x || g)`` -> g, g.1)."""
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        k = seen.get(name, 0)
-        out.append(name if k == 0 else f"{name}.{k}")
-        seen[name] = k + 1
-    return out
-
-
-def _conditional_variances(m: LinearMixedModel) -> list[np.ndarray]:
-    """Diagonal blocks of σ² Λ (LLᵀ)⁻¹ Λᵀ, by term and level, from the blocked factor.
-
-    With L = [[L11, 0], [L21, L22]] (Z rows only), (LLᵀ)⁻¹ has the blocks
-    L11⁻ᵀL11⁻¹ + MᵀM (M = L22⁻¹ L21 L11⁻¹) for the first term and L22⁻ᵀL22⁻¹
-    for the others.
-    """
-    sol, terms, lams = m.solution, m.frame.terms, m.lambdas
-    q = sol.q_rest
-    blocked = sol.L11.shape[0] > 0
-    L22inv = scipy.linalg.solve_triangular(sol.L22[:q, :q], np.eye(q), lower=True)
-    out = []
-    if blocked:
-        L11inv = np.linalg.inv(sol.L11)  # m1 × ℓ1 × ℓ1
-        V1 = np.swapaxes(L11inv, 1, 2) @ L11inv
-        if q:
-            m1, ell1, _ = sol.L11.shape
-            L21z = sol.L21[:q, :].toarray().reshape(q, m1, ell1)
-            M = (L22inv @ np.einsum("rgk,gkl->rgl", L21z, L11inv).reshape(q, -1)).reshape(q, m1, ell1)
-            V1 = V1 + np.einsum("rgk,rgl->gkl", M, M)
-        out.append(m.sigma**2 * lams[0] @ V1 @ lams[0].T)
-    W = L22inv.T @ L22inv
-    start = 0
-    for term, lam in zip(terms[1:] if blocked else terms, lams[1:] if blocked else lams):
-        idx = start + np.arange(term.q).reshape(term.n_levels, term.ell)
-        out.append(m.sigma**2 * lam @ W[idx[:, :, None], idx[:, None, :]] @ lam.T)
-        start += term.q
-    return out
-
-
 def _newdata_columns(frame: ModelFrame, re: bool) -> list[str]:
     from formulaic import Formula
 
@@ -310,9 +233,3 @@ def _newdata_columns(frame: ModelFrame, re: bool) -> list[str]:
         for t in frame.terms:
             cols |= set(Formula(t.term.expr).required_variables) | set(t.term.factors)
     return sorted(cols)
-
-
-def _new_codes_values(term, newdata: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    values = np.asarray(term.spec.get_model_matrix(newdata, na_action="raise"), dtype=float)
-    labels = newdata[list(term.term.factors)].astype(str).agg(":".join, axis=1)
-    return term.levels.get_indexer(labels), values

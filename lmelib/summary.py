@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["Summary", "lmm_summary", "lm_summary", "format_table"]
+__all__ = ["Summary", "lmm_summary", "glmm_summary", "lm_summary", "format_table"]
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,37 @@ def lmm_summary(m) -> Summary:
         notes.append("boundary (singular) fit: a variance is estimated as zero or a correlation "
                       "as ±1, so the random-effects structure is more complex than the data "
                       "support; consider simplifying it (see lme4's ?isSingular).")
+    if not m.optsum.converged:
+        notes.append(f"The optimizer did not converge: {m.optsum.returnvalue}.")
+    return Summary(tuple(header), tuple(sections), tuple(notes))
+
+
+def glmm_summary(m) -> Summary:
+    approx = "Laplace Approximation" if m.nagq == 1 else f"Adaptive Gauss-Hermite Quadrature, nAGQ = {m.nagq}"
+    header = [f"Generalized linear mixed model fit by maximum likelihood ({approx})",
+              f"Family: {m.family}", f"Formula: {m.formula}"]
+    sections: list[tuple[str, object]] = [
+        ("", pd.DataFrame(
+            [[f"{m.aic:.1f}", f"{m.bic:.1f}", f"{m.loglik:.1f}", f"{m.deviance:.1f}", str(m.df_resid)]],
+            columns=["AIC", "BIC", "logLik", "-2 log L", "df.resid"], index=[""])),
+        ("Scaled residuals (Pearson)", _residual_quantiles(m.residuals("pearson").to_numpy())),
+    ]
+    groups = ", ".join(f"{k}, {v}" for k, v in m.ngrps.items())
+    sections.append(("Random effects", format_table(_varcorr_table(m)) + f"\nNumber of obs: {m.nobs}, groups:  {groups}"))
+    tab = m.coef_table.copy()
+    tab["Pr(>|z|)"] = tab["Pr(>|z|)"].map(_p_format)
+    sections.append(("Fixed effects", tab))
+    corr = _fixef_correlation(m.vcov)
+    if corr is not None:
+        sections.append(("Correlation of Fixed Effects", corr))
+    sections.append(("Optimizer", str(m.optsum)))
+    notes = list(_data_notes(m.frame))
+    if m.family.name == "poisson":
+        ratio = m.overdispersion
+        notes.append(f"Overdispersion: Pearson chi-squared / residual df = {ratio:.3f}"
+                     + (" (well above 1: consider an observation-level random effect)" if ratio > 1.5 else ""))
+    if m.singular:
+        notes.append("boundary (singular) fit: a variance is estimated as zero or a correlation as ±1.")
     if not m.optsum.converged:
         notes.append(f"The optimizer did not converge: {m.optsum.returnvalue}.")
     return Summary(tuple(header), tuple(sections), tuple(notes))

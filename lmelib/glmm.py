@@ -1,0 +1,537 @@
+"""Generalized linear mixed models: ``glmer`` for binary, binomial and Poisson responses.
+
+As lme4 (Bates et al. 2015, section 6 of the lme4 vignette; Bates' "lme4:
+mixed-effects modeling with R", ch. 6): for given θ and β the conditional
+modes u of the spherical random effects come from penalized iteratively
+reweighted least squares (PIRLS), each step a weighted penalized least-squares
+solve done by the LMM machinery (deviance.py) on the working response and
+weights.  The Laplace approximation to −2 log L is then
+
+    −2 Σ log p(y | μ̂) + ‖û‖² + log |L|²,   L Lᵀ = ΛᵀZᵀWZΛ + I,
+
+and adaptive Gauss–Hermite quadrature refines it (``nagq > 1``) for a single
+scalar random-effects term.  The fit runs in lme4's two stages: first θ alone
+with β updated inside PIRLS, then θ and β together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+import scipy.stats
+
+from .covariance import lambda_of, theta_lower, theta_slices, theta_start
+from .deviance import CrossProducts, PLSSolution, ProfiledDeviance
+from .design import ModelFrame, model_frame
+from .family import Family, family as make_family
+from .optimize import OptSummary, minimize
+from .ranef import (conditional_variances, new_codes_values, ranef_frames, split_b,
+                    tidy_ranef, varcorr_table, zb)
+from . import summary as _summary
+
+__all__ = ["glmer", "GeneralizedLinearMixedModel"]
+
+PIRLS_TOL = 1e-10
+PIRLS_MAXIT = 50
+
+
+# ------------------------------------------------------------------ response
+
+
+def _binomial_response(y: pd.Series, weights: np.ndarray, name: str) -> np.ndarray:
+    if isinstance(y.dtype, pd.CategoricalDtype) or y.dtype == object or pd.api.types.is_string_dtype(y):
+        levels = list(y.cat.categories) if isinstance(y.dtype, pd.CategoricalDtype) else sorted(y.unique())
+        if len(levels) != 2:
+            raise ValueError(f"binomial response {name!r} must have exactly two levels, it has {levels}")
+        return (y == levels[1]).to_numpy(dtype=float)  # as R: the first level is failure
+    v = y.to_numpy(dtype=float)
+    bad = (v < 0) | (v > 1)
+    if bad.any():
+        raise ValueError(f"binomial response {name!r} must lie in [0, 1] (a 0/1 outcome or a proportion "
+                         f"with weights = trials); row {int(np.flatnonzero(bad)[0])} has {v[bad][0]!r}")
+    k = v * weights
+    off = np.abs(k - np.round(k)) > 1e-7
+    if off.any():
+        i = int(np.flatnonzero(off)[0])
+        raise ValueError(f"binomial response {name!r} times the weights must be whole numbers of successes; "
+                         f"row {i} has {v[i]!r} × {weights[i]!r} = {k[i]!r}")
+    return v
+
+
+def _poisson_response(y: pd.Series, name: str) -> np.ndarray:
+    v = y.to_numpy(dtype=float)
+    bad = (v < 0) | (np.abs(v - np.round(v)) > 1e-9)
+    if bad.any():
+        raise ValueError(f"Poisson response {name!r} must be non-negative whole counts; "
+                         f"row {int(np.flatnonzero(bad)[0])} has {v[bad][0]!r}")
+    return v
+
+
+def _cbind(formula: str) -> tuple[str, tuple[str, str] | None]:
+    """``cbind(s, f) ~ ...`` -> a proportion response, as lme4's two-column binomial response."""
+    lhs, rhs = formula.split("~", 1)
+    lhs = lhs.strip()
+    if not (lhs.startswith("cbind(") and lhs.endswith(")")):
+        return formula, None
+    succ, fail = (s.strip() for s in lhs[6:-1].split(",", 1))
+    return f"_cbind_prop ~ {rhs.strip()}", (succ, fail)
+
+
+# ---------------------------------------------------------------- PIRLS
+
+
+@dataclass(frozen=True, eq=False)
+class Mode:
+    """The conditional mode at (θ, β) and the factor that PIRLS ended with."""
+
+    u: np.ndarray
+    beta: np.ndarray
+    eta: np.ndarray
+    mu: np.ndarray
+    solution: PLSSolution
+    loglik_cond: float  # Σ log p(y | μ̂)
+    iterations: int
+
+    @property
+    def laplace(self) -> float:
+        """−2 Σ log p(y | μ̂) + ‖û‖² + log |L|² (lme4's ``Laplace``)."""
+        return -2.0 * self.loglik_cond + float(self.u @ self.u) + self.solution.ldL2
+
+
+class PIRLS:
+    """Penalized IRLS for one GLMM: the LMM solver applied to working responses."""
+
+    def __init__(self, frame: ModelFrame, fam: Family, y, prior_w, offset):
+        self.frame, self.family = frame, fam
+        self.y, self.prior_w, self.offset = y, prior_w, offset
+        ells = [t.ell for t in frame.terms]
+        self.slices = theta_slices(ells)
+        self.Z = frame.Z.tocsr()
+        self._no_x = dataclasses.replace(frame, X=np.zeros((frame.n, 0)))
+
+    def Lambda_u(self, theta, u) -> np.ndarray:
+        """b = Λθ u, in Z's column order."""
+        out, start = [], 0
+        for s, t in zip(self.slices, self.frame.terms):
+            lam = lambda_of(theta[s], t.ell)
+            out.append((u[start:start + t.q].reshape(t.n_levels, t.ell) @ lam.T).ravel())
+            start += t.q
+        return np.concatenate(out)
+
+    def _eta(self, theta, u, beta) -> np.ndarray:
+        return self.offset + self.frame.X @ beta + self.Z @ self.Lambda_u(theta, u)
+
+    def _pdev(self, theta, u, beta) -> tuple[float, np.ndarray, np.ndarray, float]:
+        eta = self._eta(theta, u, beta)
+        mu = self.family.link.linkinv(eta)
+        ll = float(self.family.loglik(self.y, mu, self.prior_w).sum())
+        return -2.0 * ll + float(u @ u), eta, mu, ll
+
+    def _solve(self, theta, eta, mu, beta, with_beta: bool) -> tuple[PLSSolution, np.ndarray, np.ndarray]:
+        link = self.family.link
+        d = link.mu_eta(eta)
+        w = self.prior_w * d**2 / self.family.variance(mu)
+        z = eta - self.offset + (self.y - mu) / d  # working response
+        frame = self.frame if with_beta else self._no_x
+        target = z if with_beta else z - self.frame.X @ beta
+        frame = dataclasses.replace(frame, y=target)
+        cp = CrossProducts.of(frame, sqrtw=np.sqrt(w))
+        sol = ProfiledDeviance(frame, False, cp=cp).solve(theta)
+        return sol, sol.u, (sol.beta if with_beta else beta)
+
+    def mode(self, theta, beta, u0=None, with_beta=False) -> Mode:
+        """PIRLS to the conditional mode; ``with_beta`` updates β too (lme4's first stage)."""
+        theta, beta = np.asarray(theta, float), np.asarray(beta, float)
+        u = np.zeros(self.frame.Z.shape[1]) if u0 is None else u0
+        pdev, eta, mu, ll = self._pdev(theta, u, beta)
+        for it in range(1, PIRLS_MAXIT + 1):
+            sol, u_new, beta_new = self._solve(theta, eta, mu, beta, with_beta)
+            for _ in range(20):  # step-halving
+                new = self._pdev(theta, u_new, beta_new)
+                if new[0] <= pdev + 1e-10 * abs(pdev):
+                    break
+                u_new, beta_new = (u + u_new) / 2, (beta + beta_new) / 2
+            converged = abs(pdev - new[0]) < PIRLS_TOL * (abs(new[0]) + 0.1)
+            u, beta, (pdev, eta, mu, ll) = u_new, beta_new, new
+            if converged:
+                break
+        sol, _, _ = self._solve(theta, eta, mu, beta, False)  # L at the weights of the mode
+        return Mode(u, beta, eta, mu, sol, ll, it)
+
+
+# ---------------------------------------------------------- quadrature
+
+
+def _agq_correction(pirls: PIRLS, theta, mode: Mode, nagq: int) -> float:
+    """Adaptive Gauss–Hermite correction to the Laplace deviance (one scalar term).
+
+    For level i with mode ûᵢ and Lᵢᵢ, −2 log ∫ p(yᵢ | u) φ(u) du
+    ≈ gᵢ(ûᵢ) + log Lᵢᵢ² − 2 log Σ_k w_k exp(−½[gᵢ(ûᵢ + z_k/Lᵢᵢ) − gᵢ(ûᵢ)] + ½ z_k²),
+    with gᵢ(u) = −2 Σ_j log p(y_ij | u) + u², (z_k, w_k) Gauss–Hermite for N(0, 1).
+    """
+    term = pirls.frame.terms[0]
+    z, w = np.polynomial.hermite_e.hermegauss(nagq)
+    w = w / w.sum()
+    lam = float(theta[0])
+    Lii = np.sqrt(np.diagonal(mode.solution.L11, axis1=1, axis2=2)[:, 0] ** 2)
+    codes, vals = term.codes, term.values[:, 0]
+    base_eta = mode.eta - lam * vals * mode.u[codes]
+    m = term.n_levels
+
+    def g(u_levels):
+        mu = pirls.family.link.linkinv(base_eta + lam * vals * u_levels[codes])
+        ll = np.bincount(codes, weights=pirls.family.loglik(pirls.y, mu, pirls.prior_w), minlength=m)
+        return -2.0 * ll + u_levels**2
+
+    g0 = g(mode.u)
+    acc = np.zeros(m)
+    for zk, wk in zip(z, w):
+        acc += wk * np.exp(-0.5 * (g(mode.u + zk / Lii) - g0) + 0.5 * zk**2)
+    return float(-2.0 * np.log(acc).sum())
+
+
+# ------------------------------------------------------------------ fit
+
+
+def glmer(formula: str, data: pd.DataFrame, family: str = "binomial", link: str | None = None,
+          weights=None, offset=None, nagq: int = 1) -> "GeneralizedLinearMixedModel":
+    """Fit a GLMM by the Laplace approximation (``nagq=1``) or adaptive quadrature.
+
+    ``family`` "binomial" (links logit, probit, cloglog) or "poisson" (log).  A
+    binomial response is 0/1, boolean, a two-level category (the first level is
+    failure, as R), a proportion with ``weights`` = number of trials, or
+    ``cbind(successes, failures)`` as in lme4.  ``weights`` and ``offset`` are
+    column names or arrays.
+    """
+    fam = make_family(family, link)
+    formula_in, cb = _cbind(formula)
+    data = data.copy()
+    if cb is not None:
+        succ, fail = (data.eval(s) for s in cb)
+        data["_cbind_prop"] = np.where(succ + fail > 0, succ / (succ + fail).where(succ + fail > 0, 1), 0.0)
+        data["_cbind_n"] = succ + fail
+        weights = "_cbind_n"
+    for name, val in (("_weights", weights), ("_offset", offset)):
+        if val is not None:
+            data[name] = data[val] if isinstance(val, str) else np.asarray(val, dtype=float)
+    extra = [c for c, v in (("_weights", weights), ("_offset", offset)) if v is not None]
+    frame = model_frame(formula_in, data, extra_columns=extra)
+    return GeneralizedLinearMixedModel.fit(frame, fam, nagq, formula, response_column(frame))
+
+
+def response_column(frame: ModelFrame) -> pd.Series:
+    name = frame.formula.response
+    return frame.data[name] if name in frame.data.columns else pd.Series(frame.y)
+
+
+def _check_nagq(frame: ModelFrame, nagq: int) -> None:
+    if nagq < 1:
+        raise ValueError("nagq must be at least 1 (1 is the Laplace approximation)")
+    if nagq > 1 and (len(frame.terms) != 1 or frame.terms[0].ell != 1):
+        raise ValueError("adaptive Gauss-Hermite quadrature (nagq > 1) needs a single scalar "
+                         "random-effects term, such as (1 | g)")
+
+
+@dataclass(frozen=True, eq=False)
+class GeneralizedLinearMixedModel:
+    """A fitted GLMM (lme4's ``glmerMod``)."""
+
+    frame: ModelFrame
+    family: Family
+    nagq: int
+    formula: str
+    y: np.ndarray
+    prior_weights: np.ndarray
+    offset: np.ndarray
+    optsum: OptSummary
+    mode: Mode
+
+    @classmethod
+    def fit(cls, frame, fam: Family, nagq: int, formula: str, response: pd.Series):
+        _check_nagq(frame, nagq)
+        data = frame.data
+        pw = data["_weights"].to_numpy(float) if "_weights" in data else np.ones(frame.n)
+        off = data["_offset"].to_numpy(float) if "_offset" in data else np.zeros(frame.n)
+        name = frame.formula.response
+        y = (_binomial_response(response, pw, name) if fam.name == "binomial"
+             else _poisson_response(response, name))
+        pirls = PIRLS(frame, fam, y, pw, off)
+        optsum, mode = _optimize(pirls, frame, nagq)
+        m = cls(frame, fam, nagq, formula, y, pw, off, optsum, mode)
+        m._warn_if_degenerate()
+        return m
+
+    # ------------------------------------------------------------ basics
+
+    @property
+    def nobs(self) -> int:
+        return self.frame.n
+
+    @property
+    def theta(self) -> np.ndarray:
+        return self.optsum.final[: len(self._lower)]
+
+    @cached_property
+    def _lower(self) -> np.ndarray:
+        return np.concatenate([theta_lower(t.ell) for t in self.frame.terms])
+
+    @property
+    def objective(self) -> float:
+        """The Laplace (or quadrature) approximation to −2 log L at the optimum."""
+        return self.optsum.fmin
+
+    @property
+    def loglik(self) -> float:
+        return -0.5 * self.objective
+
+    @property
+    def deviance(self) -> float:
+        return self.objective
+
+    @property
+    def npar(self) -> int:
+        return self.frame.p + len(self.theta)
+
+    @property
+    def aic(self) -> float:
+        return self.objective + 2.0 * self.npar
+
+    @property
+    def bic(self) -> float:
+        return self.objective + np.log(self.nobs) * self.npar
+
+    @property
+    def df_resid(self) -> int:
+        return self.nobs - self.npar
+
+    @property
+    def sigma(self) -> float:
+        return 1.0
+
+    @property
+    def reml(self) -> bool:
+        return False
+
+    @property
+    def singular(self) -> bool:
+        return bool(np.any(self.theta[self._lower == 0] < 1e-4))
+
+    @property
+    def ngrps(self) -> dict[str, int]:
+        return {t.name: t.n_levels for t in self.frame.terms}
+
+    @property
+    def lambdas(self) -> list[np.ndarray]:
+        ells = [t.ell for t in self.frame.terms]
+        return [lambda_of(self.theta[s], e) for s, e in zip(theta_slices(ells), ells)]
+
+    # ----------------------------------------------------- fixed effects
+
+    @property
+    def fixef(self) -> pd.Series:
+        return pd.Series(self.mode.beta, index=list(self.frame.x_names), name="Estimate")
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance of β̂ from the Hessian of the deviance in (θ, β), as lme4's default.
+
+        Falls back to (R_Xᵀ R_X)⁻¹ of the final PIRLS system when that Hessian is
+        not positive definite (as at a boundary).
+        """
+        names = list(self.frame.x_names)
+        p, k = self.frame.p, len(self.theta)
+        H = _hessian(lambda x: _deviance_at(self, x), self.optsum.final)
+        try:
+            V = 2.0 * np.linalg.inv(H)[k:, k:]
+            if np.all(np.linalg.eigvalsh(H) > 0):
+                return pd.DataFrame(V, index=names, columns=names)
+        except np.linalg.LinAlgError:
+            pass
+        sol = PIRLS(self.frame, self.family, self.y, self.prior_weights, self.offset)._solve(
+            self.theta, self.mode.eta, self.mode.mu, self.mode.beta, True)[0]
+        RXinv = scipy.linalg.solve_triangular(sol.RX, np.eye(p))
+        return pd.DataFrame(RXinv @ RXinv.T, index=names, columns=names)
+
+    @property
+    def se(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self.vcov)), index=self.vcov.index, name="Std. Error")
+
+    @property
+    def coef_table(self) -> pd.DataFrame:
+        z = self.fixef / self.se
+        return pd.DataFrame({"Estimate": self.fixef, "Std. Error": self.se, "z value": z,
+                             "Pr(>|z|)": 2 * scipy.stats.norm.sf(np.abs(z))})
+
+    # ---------------------------------------------------- random effects
+
+    @cached_property
+    def varcorr(self) -> pd.DataFrame:
+        """Variances and correlations of the random effects (no residual row), as R."""
+        return varcorr_table(self.frame.terms, self.lambdas, 1.0, residual=False)
+
+    @cached_property
+    def _b(self) -> list[np.ndarray]:
+        return split_b(self.frame.terms, self.lambdas, self.mode.u)
+
+    @cached_property
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        return ranef_frames(self.frame.terms, self._b)
+
+    @cached_property
+    def ranef_frame(self) -> pd.DataFrame:
+        V = conditional_variances(self.mode.solution, self.frame.terms, self.lambdas, 1.0)
+        return tidy_ranef(self.frame.terms, self._b, V)
+
+    # --------------------------------------------------------- fitted
+
+    def fitted(self) -> pd.Series:
+        """Fitted means μ̂ on the response scale (probabilities or rates)."""
+        return pd.Series(self.mode.mu, name="fitted")
+
+    def residuals(self, type: str = "deviance") -> pd.Series:
+        """Deviance (default), Pearson or response residuals."""
+        y, mu, w = self.y, self.mode.mu, self.prior_weights
+        if type == "response":
+            r = y - mu
+        elif type == "pearson":
+            r = (y - mu) * np.sqrt(w / self.family.variance(mu))
+        elif type == "deviance":
+            r = np.sign(y - mu) * np.sqrt(np.maximum(self.family.unit_deviance(y, mu, w), 0))
+        else:
+            raise ValueError(f"residual type {type!r}: use 'deviance', 'pearson' or 'response'")
+        return pd.Series(r, name="residuals")
+
+    def predict(self, newdata: pd.DataFrame | None = None, type: str = "link", re: bool = True,
+                offset=None) -> pd.Series:
+        """Predictions on the link scale (``type="link"``) or as means (``"response"``)."""
+        if type not in ("link", "response"):
+            raise ValueError(f"type must be 'link' or 'response', not {type!r}")
+        if newdata is None:
+            eta = self.mode.eta if re else self.offset + self.frame.X @ self.mode.beta
+            index = None
+        else:
+            eta = self.frame.new_X(newdata) @ self.mode.beta
+            if offset is not None:
+                eta = eta + (newdata[offset] if isinstance(offset, str) else np.asarray(offset, float))
+            if re:
+                eta = eta + zb(self._b, [new_codes_values(t, newdata) for t in self.frame.terms])
+            index = newdata.index
+        out = self.family.link.linkinv(np.asarray(eta)) if type == "response" else np.asarray(eta)
+        return pd.Series(out, index=index, name="predicted")
+
+    # ------------------------------------------------------ diagnostics
+
+    @property
+    def overdispersion(self) -> float:
+        """Pearson χ² / residual degrees of freedom (about 1 without overdispersion)."""
+        return float((self.residuals("pearson") ** 2).sum() / self.df_resid)
+
+    def _warn_if_degenerate(self) -> None:
+        if not self.optsum.converged:
+            warnings.warn(f"the optimizer did not converge ({self.optsum.returnvalue}); "
+                          "the estimates may be unreliable", RuntimeWarning, stacklevel=3)
+        if self.family.name == "binomial" and np.any(np.abs(self.mode.eta) > 15):
+            warnings.warn("fitted probabilities numerically 0 or 1 occurred: the data may be completely "
+                          "or quasi-completely separated, and the coefficients of the separating "
+                          "variables drift to ±infinity", RuntimeWarning, stacklevel=3)
+
+    # ---------------------------------------------------------- printing
+
+    def summary(self) -> "_summary.Summary":
+        return _summary.glmm_summary(self)
+
+    def __repr__(self) -> str:
+        return (f"<GeneralizedLinearMixedModel {self.formula!r} {self.family}: "
+                f"-2 log L {self.objective:.4f}, n = {self.nobs}>")
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+
+# ----------------------------------------------------------- optimisation
+
+
+def _deviance_at(m_or_state, x, u0=None) -> float:
+    """The objective at x = (θ, β) for a fitted model (used for the Hessian)."""
+    pirls = PIRLS(m_or_state.frame, m_or_state.family, m_or_state.y, m_or_state.prior_weights, m_or_state.offset)
+    k = len(m_or_state.theta)
+    theta, beta = x[:k], x[k:]
+    mode = pirls.mode(theta, beta, u0=m_or_state.mode.u)
+    dev = mode.laplace
+    if m_or_state.nagq > 1:
+        dev += _agq_correction(pirls, theta, mode, m_or_state.nagq)
+    return dev
+
+
+def _hessian(f, x, rel=1e-4) -> np.ndarray:
+    """Central finite-difference Hessian."""
+    k = len(x)
+    h = rel * np.maximum(np.abs(x), 1e-2)
+    H = np.zeros((k, k))
+    f0 = f(x)
+    for i in range(k):
+        for j in range(i, k):
+            ei, ej = np.eye(k)[i] * h[i], np.eye(k)[j] * h[j]
+            if i == j:
+                H[i, i] = (f(x + ei) - 2 * f0 + f(x - ei)) / h[i] ** 2
+            else:
+                H[i, j] = H[j, i] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (4 * h[i] * h[j])
+    return H
+
+
+def _optimize(pirls: PIRLS, frame: ModelFrame, nagq: int) -> tuple[OptSummary, Mode]:
+    lower = np.concatenate([theta_lower(t.ell) for t in frame.terms])
+    start = np.concatenate([theta_start(t.ell) for t in frame.terms])
+    k, p = len(start), frame.p
+    state = {"u": None, "beta": _glm_start(pirls)}
+
+    # Stage 1: θ alone, β updated within PIRLS (lme4's nAGQ = 0 stage)
+    def stage1(theta):
+        mode = pirls.mode(theta, state["beta"], state["u"], with_beta=True)
+        state["u"], state["beta"] = mode.u, mode.beta
+        return mode.laplace
+
+    first = minimize(stage1, start, lower, ftol_rel=1e-8, ftol_abs=1e-6, xtol_abs=1e-6)
+    mode1 = pirls.mode(first.final, state["beta"], state["u"], with_beta=True)
+    state["u"] = mode1.u
+
+    # Stage 2: θ and β together, PIRLS over u only
+    def stage2(x):
+        mode = pirls.mode(x[:k], x[k:], state["u"])
+        state["u"] = mode.u
+        dev = mode.laplace
+        return dev + (_agq_correction(pirls, x[:k], mode, nagq) if nagq > 1 else 0.0)
+
+    x0 = np.concatenate([first.final, mode1.beta])
+    lower2 = np.concatenate([lower, np.full(p, -np.inf)])
+    final = minimize(stage2, x0, lower2)
+    final = dataclasses.replace(final, feval=final.feval + first.feval, initial=np.concatenate([start, mode1.beta]))
+    mode = pirls.mode(final.final[:k], final.final[k:], state["u"])
+    return final, mode
+
+
+def _glm_start(pirls: PIRLS) -> np.ndarray:
+    """β from the GLM without random effects (IRLS), PIRLS's starting point."""
+    fam, X, y, w0 = pirls.family, pirls.frame.X, pirls.y, pirls.prior_w
+    mu = (w0 * y + 0.5) / (w0 + 1) if fam.name == "binomial" else y + 0.1
+    eta = fam.link.linkfun(mu)
+    beta = np.zeros(X.shape[1])
+    for _ in range(25):
+        d = fam.link.mu_eta(eta)
+        w = w0 * d**2 / fam.variance(mu)
+        z = eta - pirls.offset + (y - mu) / d
+        sw = np.sqrt(w)
+        new, *_ = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)
+        eta = pirls.offset + X @ new
+        mu = fam.link.linkinv(eta)
+        if np.max(np.abs(new - beta)) < 1e-10:
+            beta = new
+            break
+        beta = new
+    return beta
