@@ -44,23 +44,31 @@ PIRLS_MAXIT = 50
 # ------------------------------------------------------------------ response
 
 
-def _binomial_response(y: pd.Series, weights: np.ndarray, name: str) -> np.ndarray:
+def _as_numeric_binary(y: pd.Series, name: str) -> pd.Series:
+    """A two-level category, string or boolean response as 0/1; as R, the first level is failure."""
+    if pd.api.types.is_bool_dtype(y):
+        return y.astype(float)
     if isinstance(y.dtype, pd.CategoricalDtype) or y.dtype == object or pd.api.types.is_string_dtype(y):
-        levels = list(y.cat.categories) if isinstance(y.dtype, pd.CategoricalDtype) else sorted(y.unique())
+        cat = y.astype("category")
+        levels = list(cat.cat.remove_unused_categories().cat.categories)
         if len(levels) != 2:
             raise ValueError(f"binomial response {name!r} must have exactly two levels, it has {levels}")
-        return (y == levels[1]).to_numpy(dtype=float)  # as R: the first level is failure
+        return (y == levels[1]).astype(float).where(y.notna())
+    return y
+
+
+def _binomial_response(y: pd.Series, weights: np.ndarray, name: str) -> np.ndarray:
     v = y.to_numpy(dtype=float)
     bad = (v < 0) | (v > 1)
     if bad.any():
         raise ValueError(f"binomial response {name!r} must lie in [0, 1] (a 0/1 outcome or a proportion "
-                         f"with weights = trials); row {int(np.flatnonzero(bad)[0])} has {v[bad][0]!r}")
+                         f"with weights = trials); row {int(np.flatnonzero(bad)[0])} has {v[bad][0]:g}")
     k = v * weights
     off = np.abs(k - np.round(k)) > 1e-7
     if off.any():
         i = int(np.flatnonzero(off)[0])
         raise ValueError(f"binomial response {name!r} times the weights must be whole numbers of successes; "
-                         f"row {i} has {v[i]!r} × {weights[i]!r} = {k[i]!r}")
+                         f"row {i} has {v[i]:g} × {weights[i]:g} = {k[i]:g}")
     return v
 
 
@@ -69,7 +77,7 @@ def _poisson_response(y: pd.Series, name: str) -> np.ndarray:
     bad = (v < 0) | (np.abs(v - np.round(v)) > 1e-9)
     if bad.any():
         raise ValueError(f"Poisson response {name!r} must be non-negative whole counts; "
-                         f"row {int(np.flatnonzero(bad)[0])} has {v[bad][0]!r}")
+                         f"row {int(np.flatnonzero(bad)[0])} has {v[bad][0]:g}")
     return v
 
 
@@ -221,6 +229,9 @@ def glmer(formula: str, data: pd.DataFrame, family: str = "binomial", link: str 
         if val is not None:
             data[name] = data[val] if isinstance(val, str) else np.asarray(val, dtype=float)
     extra = [c for c, v in (("_weights", weights), ("_offset", offset)) if v is not None]
+    response = formula_in.split("~", 1)[0].strip()
+    if fam.name == "binomial" and response in data.columns:
+        data[response] = _as_numeric_binary(data[response], response)
     frame = model_frame(formula_in, data, extra_columns=extra)
     return GeneralizedLinearMixedModel.fit(frame, fam, nagq, formula, response_column(frame))
 
