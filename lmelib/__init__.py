@@ -14,7 +14,9 @@ deviance as a pure function of θ), ``optimize`` (BOBYQA and its record),
 from . import datasets
 from .deviance import ProfiledDeviance
 from .formula import parse_formula
+from .gls import GLSModel, gls
 from .lm import LinearModel, lm
+from .structures import AR1, ARMA, CAR1, CompSymm, VarExp, VarIdent, VarPower
 from .glmm import GeneralizedLinearMixedModel, glmer
 from .lmm import LinearMixedModel, lmer
 
@@ -22,6 +24,15 @@ __all__ = [
     "lmer",
     "lm",
     "glmer",
+    "gls",
+    "GLSModel",
+    "AR1",
+    "CAR1",
+    "ARMA",
+    "CompSymm",
+    "VarIdent",
+    "VarPower",
+    "VarExp",
     "GeneralizedLinearMixedModel",
     "LinearMixedModel",
     "LinearModel",

@@ -17,7 +17,8 @@ import scipy.linalg
 
 from .covariance import lambda_of, theta_slices
 from .design import ModelFrame, model_frame
-from .deviance import PLSSolution, ProfiledDeviance, objective
+from .deviance import CrossProducts, PLSSolution, ProfiledDeviance, objective
+from .structures import ErrorModel
 from .optimize import OptSummary, minimize
 from .ranef import (conditional_variances, new_codes_values, ranef_frames, split_b,
                     tidy_ranef, varcorr_table, zb)
@@ -28,14 +29,28 @@ __all__ = ["LinearMixedModel", "lmer"]
 SINGULAR_TOL = 1e-4  # lme4's isSingular(tol = 1e-4)
 
 
-def lmer(formula: str, data: pd.DataFrame, reml: bool = True) -> "LinearMixedModel":
+def lmer(formula: str, data: pd.DataFrame, reml: bool = True, correlation=None,
+         weights=None) -> "LinearMixedModel":
     """Fit a linear mixed model by REML (default) or maximum likelihood.
 
     ``formula`` is written as in lme4, e.g. ``"math5 ~ math3 + (math3 | school)"``;
-    see :mod:`lmelib.formula` for the random-effects syntax.
+    see :mod:`lmelib.formula` for the random-effects syntax.  ``correlation``
+    (e.g. ``lmelib.AR1(time="year", group="firm")``) and ``weights`` (a variance
+    function, e.g. ``lmelib.VarIdent("region")``) give the residuals nlme's
+    error structures; see :mod:`lmelib.structures`.
     """
-    frame = model_frame(formula, data)
-    return LinearMixedModel.fit(frame, reml=reml)
+    frame = model_frame(formula, data, extra_columns=_structure_columns(correlation, weights))
+    return LinearMixedModel.fit(frame, reml=reml, errors=ErrorModel.of(frame.data, correlation, weights))
+
+
+def _structure_columns(*structures) -> list[str]:
+    cols = []
+    for s in structures:
+        for attr in ("by", "covariate", "time", "group"):
+            value = getattr(s, attr, None)
+            if isinstance(value, str):
+                cols.append(value)
+    return cols
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,20 +61,29 @@ class LinearMixedModel:
     reml: bool
     optsum: OptSummary
     solution: PLSSolution
+    errors: ErrorModel | None = None
 
     @classmethod
-    def fit(cls, frame: ModelFrame, reml: bool = True) -> "LinearMixedModel":
+    def fit(cls, frame: ModelFrame, reml: bool = True, errors: ErrorModel | None = None) -> "LinearMixedModel":
         devfun = ProfiledDeviance(frame, reml)
-        optsum = minimize(devfun, devfun.start, devfun.lower)
-        return cls(frame, bool(reml), optsum, devfun.solve(optsum.final))
+        if errors is None:
+            optsum = minimize(devfun, devfun.start, devfun.lower)
+            return cls(frame, bool(reml), optsum, devfun.solve(optsum.final))
+        f = StructuredDeviance(frame, reml, errors)
+        optsum = minimize(f, np.concatenate([devfun.start, errors.start]),
+                          np.concatenate([devfun.lower, np.full(len(errors.start), -np.inf)]))
+        return cls(frame, bool(reml), optsum, f.solve(optsum.final), errors)
 
     def refit(self, reml: bool) -> "LinearMixedModel":
         """The same model fitted by REML (``reml=True``) or ML."""
-        return self if reml == self.reml else LinearMixedModel.fit(self.frame, reml)
+        return self if reml == self.reml else LinearMixedModel.fit(self.frame, reml, self.errors)
 
     @cached_property
     def devfun(self) -> ProfiledDeviance:
-        """The objective as a function of θ, for plots and profiles."""
+        """The objective as a function of θ, for plots and profiles (R = σ²I models)."""
+        if self.errors is not None:
+            raise NotImplementedError("devfun is a function of θ alone; with an error structure use "
+                                      "lmelib.lmm.StructuredDeviance(frame, reml, errors), a function of (θ, ψ)")
         return ProfiledDeviance(self.frame, self.reml)
 
     # ------------------------------------------------------------ basics
@@ -74,13 +98,28 @@ class LinearMixedModel:
 
     @property
     def theta(self) -> np.ndarray:
-        return self.optsum.final
+        return self.optsum.final[: len(self.optsum.final) - len(self.psi)]
+
+    @property
+    def psi(self) -> np.ndarray:
+        """Unconstrained parameters of the error structure (empty when R = σ²I)."""
+        return np.zeros(0) if self.errors is None else self.optsum.final[-len(self.errors.start):]
+
+    @cached_property
+    def _ld_R(self) -> float:
+        """log |R / σ²| at the estimates (0 when R = σ²I)."""
+        return 0.0 if self.errors is None else self.errors.transform(self.psi)[1]
+
+    @property
+    def structure(self) -> pd.Series:
+        """The error structure's parameters on the natural scale (φ, ratios, powers)."""
+        return pd.Series(dtype=float) if self.errors is None else self.errors.natural(self.psi)
 
     @property
     def objective(self) -> float:
         """The REML criterion (REML fits) or the deviance −2 log L (ML fits)."""
         s = self.solution
-        return objective(s.ldL2, s.ldRX2, s.pwrss, self.nobs, self.frame.p, self.reml)
+        return objective(s.ldL2, s.ldRX2, s.pwrss, self.nobs, self.frame.p, self.reml) + self._ld_R
 
     @property
     def sigma(self) -> float:
@@ -90,8 +129,8 @@ class LinearMixedModel:
 
     @property
     def npar(self) -> int:
-        """Number of parameters: β, θ and σ."""
-        return self.frame.p + len(self.theta) + 1
+        """Number of parameters: β, θ, the error structure's and σ."""
+        return self.frame.p + len(self.theta) + len(self.psi) + 1
 
     @property
     def loglik(self) -> float:
@@ -102,7 +141,7 @@ class LinearMixedModel:
     def deviance(self) -> float:
         """The ML deviance −2 log L at the estimates (for REML fits: at θ̂_REML, as lme4)."""
         s = self.solution
-        return objective(s.ldL2, s.ldRX2, s.pwrss, self.nobs, self.frame.p, False)
+        return objective(s.ldL2, s.ldRX2, s.pwrss, self.nobs, self.frame.p, False) + self._ld_R
 
     @property
     def reml_criterion(self) -> float | None:
@@ -123,7 +162,7 @@ class LinearMixedModel:
     @property
     def singular(self) -> bool:
         """True when a variance is 0 or a correlation ±1: θ on its boundary (lme4's isSingular)."""
-        bounded = self.optsum.lower == 0
+        bounded = self.optsum.lower[: len(self.theta)] == 0
         return bool(np.any(self.theta[bounded] < SINGULAR_TOL))
 
     @property
@@ -194,10 +233,33 @@ class LinearMixedModel:
             eta = eta + zb(self._b, [(t.codes, t.values) for t in self.frame.terms])
         return pd.Series(eta, name="fitted")
 
-    def residuals(self, conditional: bool = True, scaled: bool = False) -> pd.Series:
-        """y − fitted; ``scaled`` divides by σ̂ (the "scaled residuals" of the summary)."""
+    def residuals(self, conditional: bool = True, scaled: bool = False, type: str = "response") -> pd.Series:
+        """y − fitted; ``scaled`` divides by σ̂ (the "scaled residuals" of the summary).
+
+        ``type="normalized"`` gives nlme's normalized residuals T (y − fitted) / σ̂,
+        whitened by the error structure (the conditional residuals of an R = σ²I
+        model divided by σ̂ when there is none); ``"pearson"`` divides by each
+        observation's standard deviation only.
+        """
         r = self.frame.y - self.fitted(conditional).to_numpy()
+        if type == "normalized":
+            T = self.errors.transform(self.psi)[0] if self.errors is not None else None
+            return pd.Series((T @ r if T is not None else r) / self.sigma, name="normalized residuals")
+        if type == "pearson":
+            s = self.errors.var.multipliers(self.errors.split(self.psi)[-1]) \
+                if self.errors is not None and self.errors.var is not None else 1.0
+            return pd.Series(r / (self.sigma * s), name="pearson residuals")
+        if type != "response":
+            raise ValueError(f"residual type {type!r}: use 'response', 'pearson' or 'normalized'")
         return pd.Series(r / self.sigma if scaled else r, name="residuals")
+
+    def acf(self, maxlag: int | None = None) -> pd.Series:
+        """Autocorrelation of the normalized residuals within groups, by lag (nlme's ACF)."""
+        from .structures import residual_acf
+
+        if self.errors is None or self.errors.groups() is None:
+            raise ValueError("acf needs a correlation structure, whose groups and time order it uses")
+        return residual_acf(self.residuals(type="normalized").to_numpy(), self.errors.groups(), maxlag)
 
     def predict(self, newdata: pd.DataFrame | None = None, re: bool = True) -> pd.Series:
         """Predictions for new data; a level not seen in fitting gets the population value."""
@@ -233,3 +295,27 @@ def _newdata_columns(frame: ModelFrame, re: bool) -> list[str]:
         for t in frame.terms:
             cols |= set(Formula(t.term.expr).required_variables) | set(t.term.factors)
     return sorted(cols)
+
+
+class StructuredDeviance:
+    """The objective as a function of x = (θ, ψ) for a model with an error structure.
+
+    The rows of [Z X y] are whitened by T(ψ) (structures.py), the mixed-model
+    objective of the whitened data is computed as for R = σ²I, and
+    log |R/σ²| is added (the Jacobian of the whitening).
+    """
+
+    def __init__(self, frame: ModelFrame, reml: bool, errors: ErrorModel):
+        self.frame, self.reml, self.errors = frame, reml, errors
+        self.k = sum(t.ell * (t.ell + 1) // 2 for t in frame.terms)  # length of θ
+
+    def _devfun(self, psi) -> tuple[ProfiledDeviance, float]:
+        T, logdet = self.errors.transform(psi)
+        return ProfiledDeviance(self.frame, self.reml, cp=CrossProducts.of(self.frame, transform=T)), logdet
+
+    def __call__(self, x: np.ndarray) -> float:
+        f, logdet = self._devfun(x[self.k:])
+        return f(x[: self.k]) + logdet
+
+    def solve(self, x: np.ndarray) -> PLSSolution:
+        return self._devfun(x[self.k:])[0].solve(x[: self.k])

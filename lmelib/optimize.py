@@ -51,8 +51,8 @@ class OptSummary:
     def __str__(self) -> str:
         rows = [
             ("optimizer", self.optimizer),
-            ("initial θ", np.array2string(self.initial, precision=5)),
-            ("final θ", np.array2string(self.final, precision=5)),
+            ("initial", np.array2string(self.initial, precision=5)),
+            ("final", np.array2string(self.final, precision=5)),
             ("objective", f"{self.fmin:.6f}"),
             ("evaluations", str(self.feval)),
             ("tolerances", f"ftol_rel={self.ftol_rel:g}, ftol_abs={self.ftol_abs:g}, xtol_abs={self.xtol_abs:g}"),

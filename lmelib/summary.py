@@ -123,6 +123,8 @@ def lmm_summary(m) -> Summary:
     groups = ", ".join(f"{k}, {v}" for k, v in m.ngrps.items())
     sections.append(("Random effects", format_table(_varcorr_table(m))
                      + f"\nNumber of obs: {m.nobs}, groups:  {groups}"))
+    if getattr(m, "errors", None) is not None:
+        sections.append((f"Error structure: {m.errors.label}", m.structure.to_frame("estimate").T))
     sections.append(("Fixed effects", m.coef_table))
     corr = _fixef_correlation(m.vcov)
     if corr is not None:
@@ -167,6 +169,22 @@ def glmm_summary(m) -> Summary:
     if not m.optsum.converged:
         notes.append(f"The optimizer did not converge: {m.optsum.returnvalue}.")
     return Summary(tuple(header), tuple(sections), tuple(notes))
+
+
+def gls_summary(m) -> Summary:
+    method = "REML" if m.reml else "maximum likelihood"
+    header = [f"Generalized least squares fit by {method}", f"Formula: {m.formula}"]
+    tab = m.coef_table.copy()
+    tab["Pr(>|t|)"] = tab["Pr(>|t|)"].map(_p_format)
+    sections = [
+        ("", pd.DataFrame([[f"{m.aic:.1f}", f"{m.bic:.1f}", f"{m.loglik:.1f}"]],
+                          columns=["AIC", "BIC", "logLik"], index=[""])),
+        (f"Error structure: {m.errors.label}", m.structure.to_frame("estimate").T),
+        ("Coefficients", tab),
+        ("", f"Residual standard error: {m.sigma:.4g}"),
+        ("Optimizer", str(m.optsum)),
+    ]
+    return Summary(tuple(header), tuple(sections), _data_notes(m.frame))
 
 
 def lm_summary(m) -> Summary:

@@ -1,0 +1,187 @@
+"""Generalized least squares with an error structure and no random effects: ``gls()``.
+
+nlme's ``gls``: y = Xβ + ε, ε ~ N(0, σ² S C S) (see structures.py).  With the
+whitening T(ψ), β̂ is the least-squares fit of T y on T X and, profiling out β
+and σ²,
+
+    ML:   −2 log L = n (1 + log(2π r²/n)) + log |S C S|,
+    REML: −2 log L = (n − p)(1 + log(2π r²/(n − p))) + log |XᵀTᵀTX| + log |S C S|,
+
+r² the residual sum of squares of the whitened fit: the same criteria as
+deviance.py's with no random effects.  The optimiser works over ψ alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+import scipy.stats
+
+from .design import ModelFrame, model_frame
+from .deviance import objective
+from .optimize import OptSummary, minimize
+from .structures import ErrorModel
+
+__all__ = ["gls", "GLSModel"]
+
+
+def gls(formula: str, data: pd.DataFrame, correlation=None, weights=None, reml: bool = True) -> "GLSModel":
+    """Fit a linear model with correlated and/or heteroskedastic errors (nlme's ``gls``)."""
+    from .lmm import _structure_columns
+
+    frame = model_frame(formula, data, require_random=False,
+                        extra_columns=_structure_columns(correlation, weights))
+    if frame.formula.random:
+        raise ValueError("gls() has no random effects; use lmelib.lmer with correlation= / weights=")
+    errors = ErrorModel.of(frame.data, correlation, weights)
+    if errors is None:
+        raise ValueError("gls() needs a correlation structure or a variance function; "
+                         "for independent errors with equal variance use lmelib.lm")
+    return GLSModel.fit(frame, errors, reml)
+
+
+@dataclass(frozen=True, eq=False)
+class _WLS:
+    beta: np.ndarray
+    R: np.ndarray  # upper-triangular factor of (TX)ᵀ(TX)
+    rss: float
+    logdet: float
+
+    @classmethod
+    def at(cls, frame: ModelFrame, errors: ErrorModel, psi) -> "_WLS":
+        T, logdet = errors.transform(psi)
+        X, y = T @ frame.X, T @ frame.y
+        Q, R = np.linalg.qr(X)
+        beta = scipy.linalg.solve_triangular(R, Q.T @ y)
+        r = y - X @ beta
+        return cls(beta, R, float(r @ r), logdet)
+
+    def criterion(self, n: int, p: int, reml: bool) -> float:
+        ldRX2 = 2.0 * np.log(np.abs(np.diag(self.R))).sum()
+        return objective(0.0, ldRX2, self.rss, n, p, reml) + self.logdet
+
+
+@dataclass(frozen=True, eq=False)
+class GLSModel:
+    """A fitted generalized least-squares model (nlme's ``gls``)."""
+
+    frame: ModelFrame
+    errors: ErrorModel
+    reml: bool
+    optsum: OptSummary
+    wls: _WLS
+
+    @classmethod
+    def fit(cls, frame: ModelFrame, errors: ErrorModel, reml: bool = True) -> "GLSModel":
+        n, p = frame.n, frame.p
+        f = lambda psi: _WLS.at(frame, errors, psi).criterion(n, p, reml)
+        optsum = minimize(f, errors.start, np.full(len(errors.start), -np.inf))
+        return cls(frame, errors, bool(reml), optsum, _WLS.at(frame, errors, optsum.final))
+
+    def refit(self, reml: bool) -> "GLSModel":
+        return self if reml == self.reml else GLSModel.fit(self.frame, self.errors, reml)
+
+    @property
+    def formula(self) -> str:
+        return self.frame.formula.text
+
+    @property
+    def nobs(self) -> int:
+        return self.frame.n
+
+    @property
+    def psi(self) -> np.ndarray:
+        return self.optsum.final
+
+    @property
+    def theta(self) -> np.ndarray:
+        return np.zeros(0)
+
+    @property
+    def structure(self) -> pd.Series:
+        return self.errors.natural(self.psi)
+
+    @property
+    def objective(self) -> float:
+        return self.wls.criterion(self.nobs, self.frame.p, self.reml)
+
+    @property
+    def loglik(self) -> float:
+        return -0.5 * self.objective
+
+    @property
+    def deviance(self) -> float:
+        return self.wls.criterion(self.nobs, self.frame.p, False)
+
+    @property
+    def npar(self) -> int:
+        return self.frame.p + len(self.psi) + 1
+
+    @property
+    def aic(self) -> float:
+        return -2.0 * self.loglik + 2.0 * self.npar
+
+    @property
+    def bic(self) -> float:
+        n = self.nobs - self.frame.p if self.reml else self.nobs  # nlme's BIC for REML fits uses n − p
+        return -2.0 * self.loglik + np.log(n) * self.npar
+
+    @property
+    def sigma(self) -> float:
+        dof = self.nobs - self.frame.p if self.reml else self.nobs
+        return float(np.sqrt(self.wls.rss / dof))
+
+    @property
+    def fixef(self) -> pd.Series:
+        return pd.Series(self.wls.beta, index=list(self.frame.x_names), name="Estimate")
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        Rinv = scipy.linalg.solve_triangular(self.wls.R, np.eye(self.frame.p))
+        names = list(self.frame.x_names)
+        return pd.DataFrame(self.sigma**2 * Rinv @ Rinv.T, index=names, columns=names)
+
+    @property
+    def se(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self.vcov)), index=self.vcov.index, name="Std. Error")
+
+    @property
+    def coef_table(self) -> pd.DataFrame:
+        t = self.fixef / self.se
+        df = self.nobs - self.frame.p
+        return pd.DataFrame({"Estimate": self.fixef, "Std. Error": self.se, "t value": t,
+                             "Pr(>|t|)": 2 * scipy.stats.t.sf(np.abs(t), df)})
+
+    def fitted(self) -> pd.Series:
+        return pd.Series(self.frame.X @ self.wls.beta, name="fitted")
+
+    def residuals(self, type: str = "response") -> pd.Series:
+        """Response residuals y − Xβ̂, or ``"normalized"``: T(y − Xβ̂)/σ̂ (nlme's)."""
+        r = self.frame.y - self.fitted().to_numpy()
+        if type == "normalized":
+            return pd.Series(self.errors.transform(self.psi)[0] @ r / self.sigma, name="normalized residuals")
+        if type != "response":
+            raise ValueError(f"residual type {type!r}: use 'response' or 'normalized'")
+        return pd.Series(r, name="residuals")
+
+    def acf(self, maxlag: int | None = None) -> pd.Series:
+        from .structures import residual_acf
+
+        if self.errors.groups() is None:
+            raise ValueError("acf needs a correlation structure, whose groups and time order it uses")
+        return residual_acf(self.residuals("normalized").to_numpy(), self.errors.groups(), maxlag)
+
+    def summary(self):
+        from . import summary as _summary
+
+        return _summary.gls_summary(self)
+
+    def __repr__(self) -> str:
+        return f"<GLSModel {self.formula!r} with {self.errors.label}: logLik {self.loglik:.4f}, n = {self.nobs}>"
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()

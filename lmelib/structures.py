@@ -1,0 +1,357 @@
+"""Residual error structures: R = σ² S C S instead of σ² I (nlme's ``weights=`` and ``correlation=``).
+
+S = diag(s) holds each observation's standard-deviation multiplier (a variance
+function) and C is block diagonal with one correlation matrix per group (a
+correlation structure) (Pinheiro & Bates 2000, ch. 5).  With C_g = L_g L_gᵀ
+the transform T = L⁻¹ S⁻¹ whitens the errors, so the model for T y is an
+ordinary mixed model with R = σ² I, and
+
+    −2 log L(y) = −2 log L(T y) + log |S C S| .
+
+Every structure works on an unconstrained parameter vector ψ (what the
+optimiser sees) and reports its parameters on the natural scale (φ, ratios,
+powers) as nlme's ``coef(..., unconstrained = FALSE)``.
+
+Variance functions: :class:`VarIdent` (one standard deviation per stratum),
+:class:`VarPower` (|v|^δ), :class:`VarExp` (exp(δ v)).  Correlation
+structures: :class:`AR1` (integer times), :class:`CAR1` (continuous times),
+:class:`CompSymm` and :class:`ARMA`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+import scipy.sparse as sp
+
+__all__ = ["VarIdent", "VarPower", "VarExp", "AR1", "CAR1", "CompSymm", "ARMA", "ErrorModel"]
+
+
+# ------------------------------------------------------------- variance functions
+
+
+@dataclass(frozen=True)
+class VarIdent:
+    """A separate residual standard deviation per level of ``by`` (nlme's varIdent(~ 1 | by)).
+
+    Parameters: the ratio of each level's standard deviation to the first level's.
+    """
+
+    by: str
+
+    def bind(self, data: pd.DataFrame) -> "_BoundVar":
+        col = _column(data, self.by, "VarIdent")
+        codes, levels = _codes(col)
+        counts = np.bincount(codes, minlength=len(levels))
+        if len(levels) < 2:
+            raise ValueError(f"VarIdent by {self.by!r}: it has a single level, so there is nothing to vary")
+        if np.any(counts < 2):
+            bad = levels[int(np.flatnonzero(counts < 2)[0])]
+            raise ValueError(f"VarIdent by {self.by!r}: stratum {bad!r} has a single observation, "
+                             "so its variance cannot be estimated")
+        names = [f"{self.by}={lev}" for lev in levels[1:]]
+
+        def multipliers(psi):
+            return np.exp(np.concatenate([[0.0], psi]))[codes]
+
+        return _BoundVar(names, np.zeros(len(levels) - 1), multipliers, np.exp, f"varIdent(~ 1 | {self.by})")
+
+
+@dataclass(frozen=True)
+class VarPower:
+    """Standard deviation proportional to |v|^δ for a covariate v (nlme's varPower(form = ~ v))."""
+
+    covariate: str
+
+    def bind(self, data: pd.DataFrame) -> "_BoundVar":
+        v = np.abs(_numeric(data, self.covariate, "VarPower"))
+        if np.any(v == 0):
+            raise ValueError(f"VarPower: covariate {self.covariate!r} has zeros (row "
+                             f"{int(np.flatnonzero(v == 0)[0])}); |v|^δ would give those rows zero variance")
+        logv = np.log(v)
+        return _BoundVar(["power"], np.zeros(1), lambda psi: np.exp(psi[0] * logv), lambda x: x,
+                         f"varPower(form = ~ {self.covariate})")
+
+
+@dataclass(frozen=True)
+class VarExp:
+    """Standard deviation proportional to exp(δ v) (nlme's varExp(form = ~ v))."""
+
+    covariate: str
+
+    def bind(self, data: pd.DataFrame) -> "_BoundVar":
+        v = _numeric(data, self.covariate, "VarExp")
+        return _BoundVar(["expon"], np.zeros(1), lambda psi: np.exp(psi[0] * v), lambda x: x,
+                         f"varExp(form = ~ {self.covariate})")
+
+
+@dataclass(frozen=True)
+class _BoundVar:
+    names: list[str]
+    start: np.ndarray
+    multipliers: object  # ψ -> s (length n)
+    natural: object  # ψ -> natural-scale parameters
+    label: str
+
+
+# ---------------------------------------------------------- correlation structures
+
+
+@dataclass(frozen=True)
+class AR1:
+    """First-order autoregressive errors within ``group``, ordered by the integer ``time``.
+
+    cor(ε_t, ε_s) = φ^|t − s| (nlme's corAR1(form = ~ time | group)); gaps in
+    time are allowed.
+    """
+
+    time: str
+    group: str | None = None
+    continuous = False
+
+    def bind(self, data):
+        return _bind_serial(self, data, "corAR1", self.continuous)
+
+
+@dataclass(frozen=True)
+class CAR1:
+    """Continuous-time AR(1): cor(ε_t, ε_s) = φ^|t − s| for real times (nlme's corCAR1)."""
+
+    time: str
+    group: str | None = None
+    continuous = True
+
+    def bind(self, data):
+        return _bind_serial(self, data, "corCAR1", self.continuous)
+
+
+@dataclass(frozen=True)
+class CompSymm:
+    """Equal correlation ρ between any two errors of the same group (nlme's corCompSymm)."""
+
+    group: str
+
+    def bind(self, data):
+        groups = _groups(data, self.group)
+        sizes = [len(g) for g in groups]
+
+        def corr(psi, k):
+            rho = _rho_from(psi[0], min_rho=-1.0 / (max(sizes) - 1) if max(sizes) > 1 else -1.0)
+            m = sizes[k]
+            return (1 - rho) * np.eye(m) + rho * np.ones((m, m))
+
+        natural = lambda psi: np.array([_rho_from(psi[0], -1.0 / (max(sizes) - 1) if max(sizes) > 1 else -1.0)])
+        return _BoundCor(["Rho"], np.zeros(1), groups, corr, natural, f"corCompSymm(form = ~ 1 | {self.group})")
+
+
+@dataclass(frozen=True)
+class ARMA:
+    """ARMA(p, q) errors within ``group`` in the order of ``time`` (nlme's corARMA).
+
+    Stationarity and invertibility are kept by optimising over partial
+    autocorrelations in (−1, 1) (Jones 1980; as nlme does).
+    """
+
+    time: str
+    group: str | None = None
+    p: int = 1
+    q: int = 0
+
+    def bind(self, data):
+        if self.p + self.q == 0:
+            raise ValueError("ARMA needs p > 0 or q > 0")
+        groups = _ordered_groups(data, self.time, self.group, continuous=False)
+
+        def coefs(psi):
+            return _pacf_to_ar(np.tanh(psi[: self.p])), -_pacf_to_ar(np.tanh(psi[self.p :]))
+
+        def corr(psi, k):
+            ar, ma = coefs(psi)
+            acf = _arma_acf(ar, ma, len(groups[k]))
+            return scipy.linalg.toeplitz(acf)
+
+        names = [f"Phi{i + 1}" for i in range(self.p)] + [f"Theta{i + 1}" for i in range(self.q)]
+        return _BoundCor(names, np.zeros(self.p + self.q), groups, corr,
+                         lambda psi: np.concatenate(coefs(psi)),
+                         f"corARMA(form = ~ {self.time}{' | ' + self.group if self.group else ''}, p = {self.p}, q = {self.q})")
+
+
+@dataclass(frozen=True)
+class _BoundCor:
+    names: list[str]
+    start: np.ndarray
+    groups: list[np.ndarray]  # row indices of each group, in time order
+    corr: object  # (ψ, k) -> correlation matrix of group k
+    natural: object
+    label: str
+    lags: list[np.ndarray] = field(default_factory=list)
+
+
+def _bind_serial(spec, data, name, continuous):
+    groups = _ordered_groups(data, spec.time, spec.group, continuous)
+    t = _numeric(data, spec.time, name)
+    lags = [np.abs(t[g][:, None] - t[g][None, :]) for g in groups]
+
+    def corr(psi, k):
+        return np.tanh(psi[0]) ** lags[k]
+
+    label = f"{name}(form = ~ {spec.time}{' | ' + spec.group if spec.group else ''})"
+    return _BoundCor(["Phi"], np.zeros(1), groups, corr, lambda psi: np.tanh(psi[:1]), label, lags)
+
+
+# ------------------------------------------------------------------ the combination
+
+
+@dataclass(frozen=True, eq=False)
+class ErrorModel:
+    """Variance function and correlation structure bound to the rows of one data set."""
+
+    var: _BoundVar | None
+    cor: _BoundCor | None
+    n: int
+
+    @classmethod
+    def of(cls, data: pd.DataFrame, correlation=None, weights=None) -> "ErrorModel | None":
+        if correlation is None and weights is None:
+            return None
+        return cls(weights.bind(data) if weights is not None else None,
+                   correlation.bind(data) if correlation is not None else None, len(data))
+
+    @property
+    def _parts(self):
+        return [p for p in (self.cor, self.var) if p is not None]
+
+    @property
+    def start(self) -> np.ndarray:
+        return np.concatenate([p.start for p in self._parts])
+
+    def split(self, psi):
+        out, k = [], 0
+        for part in self._parts:
+            out.append(psi[k : k + len(part.start)])
+            k += len(part.start)
+        return out
+
+    def natural(self, psi) -> pd.Series:
+        """Structure parameters on the natural scale (φ, standard-deviation ratios, powers)."""
+        vals, names = [], []
+        for part, sub in zip(self._parts, self.split(psi)):
+            vals.append(np.atleast_1d(part.natural(sub)))
+            names += part.names
+        return pd.Series(np.concatenate(vals), index=names, dtype=float)
+
+    def transform(self, psi) -> tuple[sp.csr_array, float]:
+        """T = L⁻¹ S⁻¹ and log |S C S| at ψ."""
+        subs = dict(zip([id(p) for p in self._parts], self.split(psi)))
+        s = self.var.multipliers(subs[id(self.var)]) if self.var is not None else np.ones(self.n)
+        logdet = 2.0 * np.log(s).sum()
+        if self.cor is None:
+            return sp.diags_array(1.0 / s, format="csr"), logdet
+        rows, cols, vals = [], [], []
+        covered = np.zeros(self.n, dtype=bool)
+        for k, idx in enumerate(self.cor.groups):
+            L = np.linalg.cholesky(self.cor.corr(subs[id(self.cor)], k))
+            Linv = scipy.linalg.solve_triangular(L, np.eye(len(idx)), lower=True)
+            logdet += 2.0 * np.log(np.diag(L)).sum()
+            r, c = np.nonzero(Linv)
+            rows.append(idx[r]), cols.append(idx[c]), vals.append(Linv[r, c] / s[idx[c]])
+            covered[idx] = True
+        single = np.flatnonzero(~covered)
+        rows.append(single), cols.append(single), vals.append(1.0 / s[single])
+        T = sp.csr_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(self.n, self.n))
+        return T, logdet
+
+    @property
+    def label(self) -> str:
+        return ", ".join(p.label for p in self._parts)
+
+    def groups(self) -> list[np.ndarray] | None:
+        return self.cor.groups if self.cor is not None else None
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def _column(data, name, who) -> pd.Series:
+    if name not in data.columns:
+        raise KeyError(f"{who}: column {name!r} is not in the data")
+    return data[name]
+
+
+def _numeric(data, name, who) -> np.ndarray:
+    col = _column(data, name, who)
+    if not pd.api.types.is_numeric_dtype(col):
+        raise TypeError(f"{who}: column {name!r} must be numeric, it has dtype {col.dtype}")
+    return col.to_numpy(dtype=float)
+
+
+def _codes(col: pd.Series) -> tuple[np.ndarray, list]:
+    cat = col.astype("category").cat.remove_unused_categories()
+    return cat.cat.codes.to_numpy(), [str(c) for c in cat.cat.categories]
+
+
+def _groups(data, group) -> list[np.ndarray]:
+    if group is None:
+        return [np.arange(len(data))]
+    codes, _ = _codes(_column(data, group, "correlation structure"))
+    return [np.flatnonzero(codes == k) for k in range(codes.max() + 1)]
+
+
+def _ordered_groups(data, time, group, continuous) -> list[np.ndarray]:
+    t = _numeric(data, time, "correlation structure")
+    if not continuous and np.any(np.abs(t - np.round(t)) > 1e-9):
+        raise ValueError(f"AR1: time variable {time!r} must hold whole numbers (use CAR1 for continuous times)")
+    out = []
+    labels = _codes(data[group])[1] if group is not None else [None]
+    for k, idx in enumerate(_groups(data, group)):
+        idx = idx[np.argsort(t[idx], kind="stable")]
+        dup = np.flatnonzero(np.diff(t[idx]) == 0)
+        if dup.size:
+            where = f" within {group} {labels[k]!r}" if group is not None else ""
+            raise ValueError(f"time variable {time!r} has the duplicate value {t[idx][dup[0]]:g}{where}; "
+                             "times must be unique within a group")
+        out.append(idx)
+    return out
+
+
+def _rho_from(a: float, min_rho: float) -> float:
+    # map the real line onto (min_rho, 1)
+    return min_rho + (1 - min_rho) / (1 + np.exp(-a))
+
+
+def _pacf_to_ar(pacf: np.ndarray) -> np.ndarray:
+    """Durbin–Levinson: partial autocorrelations in (−1, 1) -> stationary AR coefficients."""
+    phi = np.zeros(0)
+    for r in pacf:
+        phi = np.concatenate([phi - r * phi[::-1], [r]])
+    return phi
+
+
+def _arma_acf(ar: np.ndarray, ma: np.ndarray, nlags: int) -> np.ndarray:
+    """Autocorrelations 0..nlags−1 of ARMA(ar, ma) (ε_t = Σ ar_i ε_{t−i} + a_t + Σ ma_j a_{t−j})."""
+    n = nlags + 200 + 50 * (len(ar) + len(ma))
+    psi = np.zeros(n)  # MA(∞) weights
+    psi[0] = 1.0
+    for k in range(1, n):
+        psi[k] = (ma[k - 1] if k - 1 < len(ma) else 0.0) + sum(ar[i] * psi[k - 1 - i] for i in range(min(len(ar), k)))
+    gamma = np.array([psi[: n - h] @ psi[h:] for h in range(nlags)])
+    return gamma / gamma[0]
+
+
+def residual_acf(r: np.ndarray, groups: list[np.ndarray], maxlag: int | None = None) -> pd.Series:
+    """Empirical autocorrelation of residuals within groups (time-ordered), lag 0..maxlag.
+
+    As nlme's ACF: at lag k, the mean of r_t r_{t+k} over all within-group
+    pairs, divided by the mean of r_t² over all observations.
+    """
+    longest = max(len(g) for g in groups)
+    maxlag = longest - 1 if maxlag is None else min(maxlag, longest - 1)
+    denom = np.mean(np.concatenate([r[g] ** 2 for g in groups]))
+    out = []
+    for k in range(maxlag + 1):
+        prods = np.concatenate([r[g][k:] * r[g][: len(g) - k] for g in groups if len(g) > k])
+        out.append(prods.mean() / denom)
+    return pd.Series(out, index=pd.RangeIndex(maxlag + 1, name="lag"), name="ACF")
