@@ -24,6 +24,12 @@ __all__ = ["ReTerm", "ModelFrame", "model_frame"]
 
 RANK_TOL = 1e-7  # lme4's default tolerance in chkRank.drop.cols
 
+# What a formula may call besides the data's columns and formulaic's own
+# transforms (C, center, scale, poly, ...): R's usual maths functions.
+CONTEXT = {"np": np, "log": np.log, "log10": np.log10, "log2": np.log2, "log1p": np.log1p,
+           "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs, "sin": np.sin, "cos": np.cos,
+           "tan": np.tan, "pi": np.pi}
+
 
 @dataclass(frozen=True, eq=False)
 class ReTerm:
@@ -86,7 +92,7 @@ class ModelFrame:
 
     def new_X(self, newdata: pd.DataFrame) -> np.ndarray:
         """X for new data: formulaic's encoding of the fit, aliased columns dropped."""
-        X = np.asarray(self.x_spec.get_model_matrix(newdata, na_action="raise"), dtype=float)
+        X = np.asarray(self.x_spec.get_model_matrix(newdata, na_action="raise", context=CONTEXT), dtype=float)
         return X[:, list(self.x_keep)]
 
     @cached_property
@@ -110,12 +116,17 @@ def _required_columns(parsed: ParsedFormula) -> list[str]:
 def _check_columns(data: pd.DataFrame, needed: list[str], formula: str) -> None:
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
-    missing = [c for c in needed if c not in data.columns]
+    missing = [c for c in needed if c not in data.columns and not _known_name(c)]
     if missing:
         raise KeyError(
             f"column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} "
             f"named in the formula {formula!r} {'are' if len(missing) > 1 else 'is'} not in the data"
         )
+
+
+def _known_name(name: str) -> bool:
+    """Names a formula may use without the data: see CONTEXT."""
+    return name in CONTEXT
 
 
 def _complete_rows(data: pd.DataFrame, needed: list[str]) -> tuple[pd.DataFrame, int, dict]:
@@ -178,7 +189,7 @@ def _response(data: pd.DataFrame, parsed: ParsedFormula) -> np.ndarray:
         )
     if name in data.columns and pd.api.types.is_bool_dtype(data[name]):
         raise TypeError(f"response {name!r} is boolean; a linear mixed model needs a numeric response")
-    lhs = model_matrix(f"{name} ~ 1", data, na_action="raise").lhs
+    lhs = model_matrix(f"{name} ~ 1", data, na_action="raise", context=CONTEXT).lhs
     if lhs.shape[1] != 1:
         raise TypeError(f"response {name!r} must be a single numeric column")
     return np.asarray(lhs, dtype=float).ravel()
@@ -228,7 +239,7 @@ def _check_grouping(name: str, levels: pd.Index, n: int, q: int, term: RandomTer
 
 
 def _random_term(term: RandomTerm, data: pd.DataFrame) -> ReTerm:
-    mm = model_matrix(term.expr, data, na_action="raise")
+    mm = model_matrix(term.expr, data, na_action="raise", context=CONTEXT)
     if mm.shape[1] == 0:
         raise ValueError(f"random-effects term {term} has no columns")
     codes, levels = grouping_codes(data, term.factors)
@@ -271,11 +282,12 @@ def model_frame(formula: str, data: pd.DataFrame, *, require_random: bool = True
         )
     needed = _required_columns(parsed) + list(extra_columns)
     _check_columns(data, needed, formula)
+    needed = [c for c in needed if c in data.columns]
     data, n_dropped, na_counts = _complete_rows(data, needed)
     if len(data) == 0:
         raise ValueError("no complete rows left after removing rows with missing values")
     y = _response(data, parsed)
-    mm = model_matrix(parsed.fixed_formula, data, na_action="raise")
+    mm = model_matrix(parsed.fixed_formula, data, na_action="raise", context=CONTEXT)
     names = [_r_name(c) for c in mm.rhs.columns]
     X, keep, dropped = _drop_aliased(np.asarray(mm.rhs, dtype=float), names)
     terms = _sort_terms([_random_term(t, data) for t in parsed.random])

@@ -141,9 +141,11 @@ class GLSModel:
 
     @cached_property
     def vcov(self) -> pd.DataFrame:
+        """σ̃² (XᵀTᵀTX)⁻¹ with σ̃² = r²/(n − p) for ML and REML fits alike, as nlme's gls."""
         Rinv = scipy.linalg.solve_triangular(self.wls.R, np.eye(self.frame.p))
         names = list(self.frame.x_names)
-        return pd.DataFrame(self.sigma**2 * Rinv @ Rinv.T, index=names, columns=names)
+        s2 = self.wls.rss / (self.nobs - self.frame.p)
+        return pd.DataFrame(s2 * Rinv @ Rinv.T, index=names, columns=names)
 
     @property
     def se(self) -> pd.Series:

@@ -116,6 +116,8 @@ def zb(b, codes_values) -> np.ndarray:
 
 def new_codes_values(term, newdata: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """A term's level codes (−1 for levels not seen in fitting) and values for new data."""
-    values = np.asarray(term.spec.get_model_matrix(newdata, na_action="raise"), dtype=float)
+    from .design import CONTEXT
+
+    values = np.asarray(term.spec.get_model_matrix(newdata, na_action="raise", context=CONTEXT), dtype=float)
     labels = newdata[list(term.term.factors)].astype(str).agg(":".join, axis=1)
     return term.levels.get_indexer(labels), values

@@ -5,7 +5,9 @@ eqns. 2-4):
 
     u ~ N(0, I_q),   b = σ Λθ u,   ε ~ N(0, σ² I_n),   y = X β + Z b + ε,
 
-with β, θ and σ at their estimates.  ``simulate`` follows it unconditionally,
+with β, θ and σ at their estimates.  With a residual error structure
+(structures.py: R = σ² S C S, whitened by T = L⁻¹ S⁻¹) the errors are
+ε = T⁻¹ e with e ~ N(0, σ² I_n), so that Var(ε) = σ² T⁻¹ T⁻ᵀ = R.  ``simulate`` follows it unconditionally,
 as lme4's ``simulate(m, use.u = FALSE)``: every level of every grouping factor
 gets a new random effect, so a simulated data set varies as a new sample of
 schools (or subjects) would, not only as new pupils in the same schools.  For a
@@ -22,6 +24,9 @@ likelihood-ratio statistic (``lmelib.anova(..., nsim=...)``).
 Random numbers come from ``numpy.random.default_rng(seed)``: the same seed
 gives the same draws, and the k-th response of ``bootstrap(m, nsim, seed)`` is
 column k of ``simulate(m, nsim, seed)``.
+
+References: Bates, Mächler, Bolker & Walker (2015), J. Stat. Softw. 67(1);
+Davison & Hinkley (1997), Bootstrap Methods and their Application.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from typing import Callable
 import nlopt
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+import scipy.sparse.linalg
 from tqdm.auto import tqdm
 
 from .lm import LinearModel
@@ -55,17 +62,31 @@ FIT_ERRORS = (
 # ------------------------------------------------------------- simulation
 
 
-def _simulate_response(m, rng: np.random.Generator) -> np.ndarray:
-    """One response y = Xβ̂ + Zb + ε with new b and ε (unconditional)."""
+def _unwhiten(m) -> Callable[[np.ndarray], np.ndarray]:
+    """e ↦ T⁻¹ e: independent errors to errors with the model's structure (identity if none)."""
+    if getattr(m, "errors", None) is None:
+        return lambda e: e
+    T, _ = m.errors.transform(m.psi)
+    return scipy.sparse.linalg.splu(sp.csc_matrix(T)).solve
+
+
+def _simulator(m) -> Callable[[np.random.Generator], np.ndarray]:
+    """``draw(rng)``: one response y = Xβ̂ + Zb + ε with new b and ε (unconditional)."""
     frame = m.frame
     if isinstance(m, LinearModel):
-        return frame.X @ m.beta + m.sigma * rng.standard_normal(frame.n)
-    y = frame.X @ m.solution.beta
-    for term, lam in zip(frame.terms, m.lambdas):
-        u = rng.standard_normal((term.n_levels, term.ell))  # spherical u ~ N(0, I), eqn. 4
-        b = m.sigma * u @ lam.T  # b = σ Λθ u, one row per level
-        y = y + np.einsum("ij,ij->i", term.values, b[term.codes])  # Z b, row by row
-    return y + m.sigma * rng.standard_normal(frame.n)
+        mu = frame.X @ m.beta
+        return lambda rng: mu + m.sigma * rng.standard_normal(frame.n)
+    mu, lambdas, unwhiten = frame.X @ m.solution.beta, m.lambdas, _unwhiten(m)
+
+    def draw(rng: np.random.Generator) -> np.ndarray:
+        y = mu.copy()
+        for term, lam in zip(frame.terms, lambdas):
+            u = rng.standard_normal((term.n_levels, term.ell))  # spherical u ~ N(0, I), eqn. 4
+            b = m.sigma * u @ lam.T  # b = σ Λθ u, one row per level
+            y += np.einsum("ij,ij->i", term.values, b[term.codes])  # Z b, row by row
+        return y + unwhiten(m.sigma * rng.standard_normal(frame.n))
+
+    return draw
 
 
 def _check_model(m) -> None:
@@ -83,8 +104,8 @@ def simulate(m, nsim: int = 1, seed=None) -> pd.DataFrame:
     _check_model(m)
     if int(nsim) < 1:
         raise ValueError(f"nsim must be at least 1, got {nsim}")
-    rng = np.random.default_rng(seed)
-    sims = {f"sim_{i + 1}": _simulate_response(m, rng) for i in range(int(nsim))}
+    rng, draw = np.random.default_rng(seed), _simulator(m)
+    sims = {f"sim_{i + 1}": draw(rng) for i in range(int(nsim))}
     out = pd.DataFrame(sims)
     out.attrs["seed"] = seed
     return out
@@ -93,7 +114,7 @@ def simulate(m, nsim: int = 1, seed=None) -> pd.DataFrame:
 def refit(m, newresp) -> "LinearMixedModel | LinearModel":
     """The model ``m`` fitted again, to a new response (lme4's ``refit(m, newresp)``).
 
-    Formula, X, Z and the REML/ML choice are kept; only y changes.
+    Formula, X, Z, the error structure and the REML/ML choice are kept; only y changes.
     """
     _check_model(m)
     y = np.asarray(newresp, dtype=float).ravel()
@@ -104,7 +125,7 @@ def refit(m, newresp) -> "LinearMixedModel | LinearModel":
     frame = dataclasses.replace(m.frame, y=y)
     if isinstance(m, LinearModel):
         return LinearModel.fit(frame)
-    return LinearMixedModel.fit(frame, m.reml)
+    return LinearMixedModel.fit(frame, m.reml, m.errors)
 
 
 # -------------------------------------------------------------- bootstrap
@@ -123,10 +144,10 @@ def theta_names(m) -> list[str]:
 
 
 def _default_statistics(m) -> pd.Series:
-    """β̂, θ̂ and σ̂ of a fit (θ only for a mixed model)."""
+    """β̂, θ̂, the error structure's parameters and σ̂ of a fit (θ only for a mixed model)."""
     parts = [m.fixef]
     if isinstance(m, LinearMixedModel):
-        parts.append(pd.Series(m.theta, index=theta_names(m)))
+        parts += [pd.Series(m.theta, index=theta_names(m)), m.structure]
     parts.append(pd.Series({"sigma": m.sigma}))
     return pd.concat(parts)
 
@@ -206,12 +227,12 @@ def bootstrap(
     nsim, seed = int(nsim), _resolve_seed(seed)
     func = func or _default_statistics
     t0 = _as_row(func(m))
-    rng = np.random.default_rng(seed)
+    rng, draw = np.random.default_rng(seed), _simulator(m)
     rows, failed, first_error = [], 0, None
     bar = tqdm(range(nsim), desc="bootstrap", disable=not progress, delay=1.0)
     try:
         for _ in bar:
-            y = _simulate_response(m, rng)
+            y = draw(rng)
             try:
                 rows.append(_as_row(func(refit(m, y))))
             except FIT_ERRORS as err:

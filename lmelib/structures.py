@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.linalg
+import scipy.linalg.lapack
 import scipy.sparse as sp
 
 __all__ = ["VarIdent", "VarPower", "VarExp", "AR1", "CAR1", "CompSymm", "ARMA", "ErrorModel"]
@@ -72,8 +73,9 @@ class VarPower:
             raise ValueError(f"VarPower: covariate {self.covariate!r} has zeros (row "
                              f"{int(np.flatnonzero(v == 0)[0])}); |v|^δ would give those rows zero variance")
         logv = np.log(v)
-        return _BoundVar(["power"], np.zeros(1), lambda psi: np.exp(psi[0] * logv), lambda x: x,
-                         f"varPower(form = ~ {self.covariate})")
+        scale = _scale(logv)  # ψ = δ · sd(log|v|): a unit step in ψ is a sensible change
+        return _BoundVar(["power"], np.zeros(1), lambda psi: np.exp(psi[0] / scale * logv),
+                         lambda psi: psi / scale, f"varPower(form = ~ {self.covariate})")
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,9 @@ class VarExp:
 
     def bind(self, data: pd.DataFrame) -> "_BoundVar":
         v = _numeric(data, self.covariate, "VarExp")
-        return _BoundVar(["expon"], np.zeros(1), lambda psi: np.exp(psi[0] * v), lambda x: x,
-                         f"varExp(form = ~ {self.covariate})")
+        scale = _scale(v)  # ψ = δ · sd(v)
+        return _BoundVar(["expon"], np.zeros(1), lambda psi: np.exp(psi[0] / scale * v),
+                         lambda psi: psi / scale, f"varExp(form = ~ {self.covariate})")
 
 
 @dataclass(frozen=True)
@@ -194,12 +197,14 @@ def _bind_serial(spec, data, name, continuous):
     groups = _ordered_groups(data, spec.time, spec.group, continuous)
     t = _numeric(data, spec.time, name)
     lags = [np.abs(t[g][:, None] - t[g][None, :]) for g in groups]
+    # AR(1): φ in (−1, 1) as tanh ψ; CAR(1): φ^Δt needs φ in (0, 1), the logistic of ψ
+    phi = (lambda psi: 1.0 / (1.0 + np.exp(-psi[:1]))) if continuous else (lambda psi: np.tanh(psi[:1]))
 
     def corr(psi, k):
-        return np.tanh(psi[0]) ** lags[k]
+        return phi(psi)[0] ** lags[k]
 
     label = f"{name}(form = ~ {spec.time}{' | ' + spec.group if spec.group else ''})"
-    return _BoundCor(["Phi"], np.zeros(1), groups, corr, lambda psi: np.tanh(psi[:1]), label, lags)
+    return _BoundCor(["Phi"], np.zeros(1), groups, corr, phi, label, lags)
 
 
 # ------------------------------------------------------------------ the combination
@@ -254,7 +259,7 @@ class ErrorModel:
         covered = np.zeros(self.n, dtype=bool)
         for k, idx in enumerate(self.cor.groups):
             L = np.linalg.cholesky(self.cor.corr(subs[id(self.cor)], k))
-            Linv = scipy.linalg.solve_triangular(L, np.eye(len(idx)), lower=True)
+            Linv, _ = scipy.linalg.lapack.dtrtri(L, lower=1)  # small: LAPACK directly, no threaded BLAS
             logdet += 2.0 * np.log(np.diag(L)).sum()
             r, c = np.nonzero(Linv)
             rows.append(idx[r]), cols.append(idx[c]), vals.append(Linv[r, c] / s[idx[c]])
@@ -315,6 +320,11 @@ def _ordered_groups(data, time, group, continuous) -> list[np.ndarray]:
                              "times must be unique within a group")
         out.append(idx)
     return out
+
+
+def _scale(v: np.ndarray) -> float:
+    sd = float(np.std(v))
+    return sd if sd > 0 else 1.0
 
 
 def _rho_from(a: float, min_rho: float) -> float:
