@@ -8,10 +8,15 @@ Modules, one per concept: ``formula`` (lme4 formula syntax), ``design``
 (y, X and the Z terms), ``covariance`` (θ and Λθ), ``deviance`` (the profiled
 deviance as a pure function of θ), ``optimize`` (BOBYQA and its record),
 ``lmm`` (``lmer`` and the fitted model), ``lm`` (least squares baselines),
-``summary`` (printed output) and ``datasets`` (the course's data).
+``summary`` (printed output), ``anova`` (likelihood-ratio tests with
+boundary-corrected p-values), ``simulate`` (simulation and the parametric
+bootstrap), ``glmm`` and ``family`` (GLMMs), ``structures`` and ``gls``
+(residual error structures) and ``datasets`` (the course's data).
 """
 
 from . import datasets
+from .anova import AnovaTable, anova
+from .simulate import BootstrapResult, bootstrap, simulate
 from .deviance import ProfiledDeviance
 from .formula import parse_formula
 from .gls import GLSModel, gls
@@ -39,6 +44,11 @@ __all__ = [
     "ProfiledDeviance",
     "parse_formula",
     "datasets",
+    "anova",
+    "AnovaTable",
+    "simulate",
+    "bootstrap",
+    "BootstrapResult",
 ]
 
 __version__ = "0.1.0"

@@ -219,12 +219,15 @@ def grouping_codes(data: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.nda
     return inverse.ravel(), pd.Index(labels)
 
 
-def _check_grouping(name: str, levels: pd.Index, n: int, q: int, term: RandomTerm) -> None:
+def _check_grouping(name: str, levels: pd.Index, n: int, q: int, term: RandomTerm,
+                    residual: bool = True) -> None:
     if len(levels) < 2:
         raise ValueError(
             f"grouping factor {name!r} has a single level ({levels[0]!r}); "
             "grouping factors must have more than one sampled level"
         )
+    if not residual:  # a GLMM has no residual to confound: observation-level effects are allowed
+        return
     if len(levels) >= n:
         raise ValueError(
             f"grouping factor {name!r} has {len(levels)} levels for {n} observations: "
@@ -238,7 +241,7 @@ def _check_grouping(name: str, levels: pd.Index, n: int, q: int, term: RandomTer
         )
 
 
-def _random_term(term: RandomTerm, data: pd.DataFrame) -> ReTerm:
+def _random_term(term: RandomTerm, data: pd.DataFrame, residual: bool = True) -> ReTerm:
     mm = model_matrix(term.expr, data, na_action="raise", context=CONTEXT)
     if mm.shape[1] == 0:
         raise ValueError(f"random-effects term {term} has no columns")
@@ -251,7 +254,7 @@ def _random_term(term: RandomTerm, data: pd.DataFrame) -> ReTerm:
         values=np.asarray(mm, dtype=float),
         spec=mm.model_spec,
     )
-    _check_grouping(term.name, levels, len(data), re.q, term)
+    _check_grouping(term.name, levels, len(data), re.q, term, residual)
     return re
 
 
@@ -268,11 +271,12 @@ def _sort_terms(terms: list[ReTerm]) -> tuple[ReTerm, ...]:
 
 
 def model_frame(formula: str, data: pd.DataFrame, *, require_random: bool = True,
-                extra_columns: list[str] = ()) -> ModelFrame:
+                extra_columns: list[str] = (), residual: bool = True) -> ModelFrame:
     """Parse ``formula`` against ``data`` and build y, X and the random-effects terms.
 
     ``extra_columns`` (weights, offsets) are kept in ``frame.data`` and count
-    for the removal of incomplete rows.
+    for the removal of incomplete rows.  ``residual=False`` (GLMMs) allows as
+    many random effects as observations, as lme4's glmer does.
     """
     parsed = parse_formula(formula)
     if require_random and not parsed.random:
@@ -290,7 +294,7 @@ def model_frame(formula: str, data: pd.DataFrame, *, require_random: bool = True
     mm = model_matrix(parsed.fixed_formula, data, na_action="raise", context=CONTEXT)
     names = [_r_name(c) for c in mm.rhs.columns]
     X, keep, dropped = _drop_aliased(np.asarray(mm.rhs, dtype=float), names)
-    terms = _sort_terms([_random_term(t, data) for t in parsed.random])
+    terms = _sort_terms([_random_term(t, data, residual) for t in parsed.random])
     return ModelFrame(
         formula=parsed,
         data=data,

@@ -62,7 +62,7 @@ class CrossProducts:
     ell1: int  # columns of the first term
     m1: int  # levels of the first term (0: no block-diagonal part)
     A11: np.ndarray  # m1 × ℓ1 × ℓ1: Z1ᵀZ1, one block per level
-    AR1: sp.csr_array  # r × q1: [Z_rest X y]ᵀ Z1
+    AR1: sp.csr_array | np.ndarray  # r × q1: [Z_rest X y]ᵀ Z1 (dense for a single term)
     ARR: np.ndarray  # r × r: [Z_rest X y]ᵀ [Z_rest X y]
     rest: tuple[tuple[int, int, int, int], ...]  # (term index, offset, ℓ, levels) in R
     q_rest: int
@@ -73,6 +73,8 @@ class CrossProducts:
         X, y = frame.X, frame.y
         if sqrtw is not None:
             X, y = X * sqrtw[:, None], y * sqrtw
+        if transform is None and len(frame.terms) == 1:
+            return cls._single_term(frame, X, y, sqrtw)
         if transform is not None:
             X, y = transform @ X, transform @ y
         Zs = [_rows(t.Z(), sqrtw, transform) for t in frame.terms]
@@ -100,6 +102,21 @@ class CrossProducts:
             rest=rest,
             q_rest=int(offsets[-1]),
         )
+
+
+    @classmethod
+    def _single_term(cls, frame: ModelFrame, X, y, sqrtw) -> "CrossProducts":
+        """One random-effects term: every block by bincount over its levels, no sparse algebra."""
+        term = frame.terms[0]
+        v = term.values if sqrtw is None else term.values * sqrtw[:, None]
+        R = np.column_stack([X, y])
+        m, ell = term.n_levels, term.ell
+        AR1 = np.stack([np.bincount(term.codes, weights=R[:, c] * v[:, k], minlength=m)
+                        for c in range(R.shape[1]) for k in range(ell)])
+        return cls(n=frame.n, p=frame.p, ell1=ell, m1=m,
+                   A11=_diagonal_blocks(term.codes, term.values, m, sqrtw),
+                   AR1=AR1.reshape(R.shape[1], ell, m).transpose(0, 2, 1).reshape(R.shape[1], m * ell),
+                   ARR=R.T @ R, rest=(), q_rest=0)
 
 
 def _rows(Z: sp.sparray, sqrtw, transform) -> sp.csc_array:
@@ -136,7 +153,7 @@ class PLSSolution:
 
     theta: np.ndarray
     L11: np.ndarray  # m1 × ℓ1 × ℓ1
-    L21: sp.csr_array  # r × q1
+    L21: sp.csr_array | np.ndarray  # r × q1
     L22: np.ndarray  # r × r
     q_rest: int
     p: int
@@ -170,7 +187,8 @@ class PLSSolution:
         # back-substitution in Lᵀ [u; β] = (last row of L): eqns. 22-23
         L22 = self.L22[:-1, :-1]
         w = scipy.linalg.solve_triangular(L22, self.L22[-1, :-1], lower=True, trans="T")
-        c1 = self.L21[[-1], :].toarray().ravel() - (self.L21[:-1, :].T @ w)
+        L21 = dense(self.L21)
+        c1 = L21[-1, :] - L21[:-1, :].T @ w
         m1, ell1, _ = self.L11.shape
         u1 = np.linalg.solve(
             np.swapaxes(self.L11, 1, 2), c1.reshape(m1, ell1, 1)
@@ -187,6 +205,11 @@ class PLSSolution:
         """Spherical random effects u, in Z's column order (term by term)."""
         w, u1 = self._solution
         return np.concatenate([u1.ravel(), w[: self.q_rest]])
+
+
+def dense(a) -> np.ndarray:
+    """A block of L as an ndarray, whether it is stored dense or sparse."""
+    return a if isinstance(a, np.ndarray) else a.toarray()
 
 
 class ProfiledDeviance:
@@ -227,15 +250,20 @@ class ProfiledDeviance:
         # Step II: L21 = Λ_Rᵀ A_R1 (block-diag of λ L11_g⁻ᵀ)
         inv = np.linalg.inv(L11)  # lower triangular inverses, m1 × ℓ × ℓ
         D = lam1 @ np.swapaxes(inv, 1, 2)
-        Dsp = sp.bsr_array(
-            (D, np.arange(cp.m1), np.arange(cp.m1 + 1)), shape=(cp.m1 * cp.ell1,) * 2
-        )
-        lamR = self._lambda_rest(lams)
-        L21 = sp.csr_array(lamR.T @ (cp.AR1 @ Dsp))
-        # Step III: the Schur complement and its dense Cholesky factor L22
-        S = (lamR.T @ (lamR.T @ cp.ARR).T).T if cp.q_rest else cp.ARR.copy()
-        S = np.asarray(S)
-        S -= (L21 @ L21.T).toarray()
+        if isinstance(cp.AR1, np.ndarray):  # one term: dense, level by level
+            r = cp.AR1.shape[0]
+            L21 = np.einsum("rgk,gkl->rgl", cp.AR1.reshape(r, cp.m1, cp.ell1), D).reshape(r, -1)
+            S = cp.ARR - L21 @ L21.T
+        else:
+            Dsp = sp.bsr_array(
+                (D, np.arange(cp.m1), np.arange(cp.m1 + 1)), shape=(cp.m1 * cp.ell1,) * 2
+            )
+            lamR = self._lambda_rest(lams)
+            L21 = sp.csr_array(lamR.T @ (cp.AR1 @ Dsp))
+            # Step III: the Schur complement and its dense Cholesky factor L22
+            S = (lamR.T @ (lamR.T @ cp.ARR).T).T if cp.q_rest else cp.ARR.copy()
+            S = np.asarray(S)
+            S -= (L21 @ L21.T).toarray()
         S[np.arange(cp.q_rest), np.arange(cp.q_rest)] += 1.0
         try:
             L22 = scipy.linalg.cholesky(S, lower=True, check_finite=False)

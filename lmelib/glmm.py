@@ -81,6 +81,20 @@ def _poisson_response(y: pd.Series, name: str) -> np.ndarray:
     return v
 
 
+def _offset_terms(formula: str) -> tuple[str, list[str]]:
+    """Take lme4's ``offset(expr)`` terms out of the formula: (formula without them, [expr, ...])."""
+    from .formula import _split_top_level
+
+    lhs, rhs = formula.split("~", 1)
+    kept, offsets = [], []
+    for op, piece in _split_top_level(rhs, "+-"):
+        if piece.startswith("offset(") and piece.endswith(")") and op == "+":
+            offsets.append(piece[7:-1])
+        elif piece:
+            kept.append(f"{op} {piece}")
+    return f"{lhs.strip()} ~ {' '.join(kept).lstrip('+ ') or '1'}", offsets
+
+
 def _cbind(formula: str) -> tuple[str, tuple[str, str] | None]:
     """``cbind(s, f) ~ ...`` -> a proportion response, as lme4's two-column binomial response."""
     lhs, rhs = formula.split("~", 1)
@@ -218,8 +232,16 @@ def glmer(formula: str, data: pd.DataFrame, family: str = "binomial", link: str 
     column names or arrays.
     """
     fam = make_family(family, link)
-    formula_in, cb = _cbind(formula)
+    formula_in, in_formula_offsets = _offset_terms(formula)
+    formula_in, cb = _cbind(formula_in)
     data = data.copy()
+    if in_formula_offsets:
+        from formulaic import model_matrix
+        from .design import CONTEXT
+
+        total = sum(np.asarray(model_matrix(f"0 + I({e})", data, context=CONTEXT, na_action="ignore"), float).ravel()
+                    for e in in_formula_offsets)
+        offset = total if offset is None else total + (data[offset] if isinstance(offset, str) else np.asarray(offset, float))
     if cb is not None:
         succ, fail = (data.eval(s) for s in cb)
         data["_cbind_prop"] = np.where(succ + fail > 0, succ / (succ + fail).where(succ + fail > 0, 1), 0.0)
@@ -232,7 +254,7 @@ def glmer(formula: str, data: pd.DataFrame, family: str = "binomial", link: str 
     response = formula_in.split("~", 1)[0].strip()
     if fam.name == "binomial" and response in data.columns:
         data[response] = _as_numeric_binary(data[response], response)
-    frame = model_frame(formula_in, data, extra_columns=extra)
+    frame = model_frame(formula_in, data, extra_columns=extra, residual=False)
     return GeneralizedLinearMixedModel.fit(frame, fam, nagq, formula, response_column(frame))
 
 

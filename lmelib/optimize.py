@@ -24,6 +24,7 @@ _RESULTS = {
     nlopt.XTOL_REACHED: "xtol reached",
     nlopt.MAXEVAL_REACHED: "maximum number of evaluations reached",
     nlopt.MAXTIME_REACHED: "maximum time reached",
+    nlopt.ROUNDOFF_LIMITED: "roundoff limited",
 }
 
 
@@ -46,7 +47,8 @@ class OptSummary:
 
     @property
     def converged(self) -> bool:
-        return self.returnvalue in ("success", "ftol reached", "xtol reached", "stopval reached")
+        return self.returnvalue in ("success", "ftol reached", "xtol reached", "stopval reached",
+                                    "roundoff limited")
 
     def __str__(self) -> str:
         rows = [
@@ -87,10 +89,14 @@ def minimize(
     """Minimise ``f`` over θ ≥ lower with BOBYQA; returns the record of the run."""
     start = np.asarray(start, dtype=float)
     count = [0]
+    best = [start.copy(), np.inf]  # the best point evaluated, for a roundoff-limited stop
 
     def objective(x, grad):  # NLopt's signature; BOBYQA uses no gradient
         count[0] += 1
-        return float(f(x))
+        fx = float(f(x))
+        if fx < best[1]:
+            best[0], best[1] = np.array(x, dtype=float), fx
+        return fx
 
     opt = nlopt.opt(nlopt.LN_BOBYQA, len(start))
     opt.set_min_objective(objective)
@@ -99,9 +105,24 @@ def minimize(
     opt.set_ftol_abs(ftol_abs)
     opt.set_xtol_abs(xtol_abs)
     opt.set_maxeval(maxeval)
-    x = np.asarray(opt.optimize(start), dtype=float)
-    fx, code = opt.last_optimum_value(), opt.last_optimize_result()
+    def run(x0):
+        try:
+            x = np.asarray(opt.optimize(x0), dtype=float)
+            return x, opt.last_optimum_value(), opt.last_optimize_result()
+        except nlopt.RoundoffLimited:
+            # BOBYQA stops when rounding errors swamp the decrease it can still make, typically
+            # with a variance at its bound 0; the best point evaluated is the optimum to working
+            # precision (lme4's nloptwrap reports this code, -4, as a warning only).
+            return best[0].copy(), best[1], nlopt.ROUNDOFF_LIMITED
+
+    x, fx, code = run(start)
     x, fx, moves = _boundary_check(lambda t: objective(t, None), x, fx, lower)
+    if np.any(x[np.isfinite(lower)] == lower[np.isfinite(lower)]):
+        # on the boundary (a singular fit) the remaining parameters lie on a flat ridge:
+        # one more run from there, with a fresh trust region, settles them
+        x2, fx2, code2 = run(x)
+        if fx2 < fx:
+            x, fx, code = x2, fx2, code2
     return OptSummary(
         optimizer="NLOPT_LN_BOBYQA",
         initial=start,

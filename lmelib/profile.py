@@ -173,7 +173,10 @@ def _bobyqa(f, start: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> tuple
     best = [start, np.inf]
 
     def objective(x, grad):
-        fx = float(f(x))
+        try:
+            fx = float(f(x))
+        except (FloatingPointError, np.linalg.LinAlgError):  # PLS system not positive definite
+            fx = np.inf
         if not np.isfinite(fx):
             fx = 1e300
         if fx < best[1]:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.linalg
 
-from .deviance import PLSSolution
+from .deviance import PLSSolution, dense
 
 __all__ = ["varcorr_table", "split_b", "ranef_frames", "conditional_variances", "tidy_ranef",
            "zb", "new_codes_values", "unique_names"]
@@ -42,7 +42,8 @@ def varcorr_table(terms, lams, sigma: float, residual: bool = True) -> pd.DataFr
                 rows.append((name, term.columns[j], term.columns[i], cov[i, j], cor))
     if residual:
         rows.append(("Residual", None, None, sigma**2, sigma))
-    return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+    out = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+    return out.astype({"var1": object, "var2": object}).where(out.notna(), None)
 
 
 def split_b(terms, lams, u: np.ndarray) -> list[np.ndarray]:
@@ -80,7 +81,7 @@ def conditional_variances(sol: PLSSolution, terms, lams, sigma: float) -> list[n
         V1 = np.swapaxes(L11inv, 1, 2) @ L11inv
         if q:
             m1, ell1, _ = sol.L11.shape
-            L21z = sol.L21[:q, :].toarray().reshape(q, m1, ell1)
+            L21z = dense(sol.L21)[:q, :].reshape(q, m1, ell1)
             M = (L22inv @ np.einsum("rgk,gkl->rgl", L21z, L11inv).reshape(q, -1)).reshape(q, m1, ell1)
             V1 = V1 + np.einsum("rgk,rgl->gkl", M, M)
         out.append(sigma**2 * lams[0] @ V1 @ lams[0].T)
