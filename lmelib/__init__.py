@@ -10,12 +10,16 @@ deviance as a pure function of θ), ``optimize`` (BOBYQA and its record),
 ``lmm`` (``lmer`` and the fitted model), ``lm`` (least squares baselines),
 ``summary`` (printed output), ``anova`` (likelihood-ratio tests with
 boundary-corrected p-values), ``simulate`` (simulation and the parametric
-bootstrap), ``glmm`` and ``family`` (GLMMs), ``structures`` and ``gls``
+bootstrap), ``profile`` and ``confint`` (likelihood profiles and confidence
+intervals), ``ddf`` (Satterthwaite and Kenward-Roger t tests), ``glmm`` and ``family`` (GLMMs), ``structures`` and ``gls``
 (residual error structures) and ``datasets`` (the course's data).
 """
 
 from . import datasets
 from .anova import AnovaTable, anova
+from .confint import confint
+from .ddf import coef_table
+from .profile import Profile, profile
 from .simulate import BootstrapResult, bootstrap, simulate
 from .deviance import ProfiledDeviance
 from .formula import parse_formula
@@ -49,6 +53,10 @@ __all__ = [
     "simulate",
     "bootstrap",
     "BootstrapResult",
+    "profile",
+    "Profile",
+    "confint",
+    "coef_table",
 ]
 
 __version__ = "0.1.0"

@@ -275,8 +275,23 @@ class LinearMixedModel:
 
     # ---------------------------------------------------------- printing
 
-    def summary(self) -> "_summary.Summary":
-        return _summary.lmm_summary(self)
+    # ---------------------------------------------------------- inference
+
+    def profile(self, which=None, **kwargs):
+        """Likelihood profiles of the parameters (lme4's ``profile``); see :mod:`lmelib.profile`."""
+        from .profile import profile
+
+        return profile(self, which, **kwargs)
+
+    def confint(self, parm=None, level: float = 0.95, method: str = "profile", **kwargs) -> pd.DataFrame:
+        """Confidence intervals as lme4's ``confint``: "profile" (default), "Wald" or "boot"."""
+        from .confint import confint
+
+        return confint(self, parm, level, method, **kwargs)
+
+    def summary(self, ddf: str | None = None) -> "_summary.Summary":
+        """lme4's summary; ``ddf="Satterthwaite"`` or ``"Kenward-Roger"`` adds lmerTest's df and p values."""
+        return _summary.lmm_summary(self, ddf)
 
     def __repr__(self) -> str:
         kind = "REML" if self.reml else "ML"

@@ -41,7 +41,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import scipy.sparse.linalg
-from tqdm.auto import tqdm
 
 from .lm import LinearModel
 from .lmm import LinearMixedModel
@@ -229,6 +228,8 @@ def bootstrap(
     t0 = _as_row(func(m))
     rng, draw = np.random.default_rng(seed), _simulator(m)
     rows, failed, first_error = [], 0, None
+    from tqdm.auto import tqdm  # imported here: only a bootstrap shows a progress bar
+
     bar = tqdm(range(nsim), desc="bootstrap", disable=not progress, delay=1.0)
     try:
         for _ in bar:

@@ -109,7 +109,7 @@ def _data_notes(frame) -> tuple[str, ...]:
     return tuple(notes)
 
 
-def lmm_summary(m) -> Summary:
+def lmm_summary(m, ddf: str | None = None) -> Summary:
     method = "REML" if m.reml else "maximum likelihood"
     header = [f"Linear mixed model fit by {method}", f"Formula: {m.formula}"]
     sections: list[tuple[str, object]] = []
@@ -125,7 +125,16 @@ def lmm_summary(m) -> Summary:
                      + f"\nNumber of obs: {m.nobs}, groups:  {groups}"))
     if getattr(m, "errors", None) is not None:
         sections.append((f"Error structure: {m.errors.label}", m.structure.to_frame("estimate").T))
-    sections.append(("Fixed effects", m.coef_table))
+    if ddf is None:
+        sections.append(("Fixed effects", m.coef_table))
+    else:
+        from .ddf import coef_table
+
+        table = coef_table(m, ddf)
+        table["Pr(>|t|)"] = table["Pr(>|t|)"].map(_p_format)
+        sections.append(("Fixed effects", table))
+        header[0] += ". t-tests use " + {"Satterthwaite": "Satterthwaite's",
+                                         "Kenward-Roger": "Kenward-Roger's"}[ddf] + " method"
     corr = _fixef_correlation(m.vcov)
     if corr is not None:
         sections.append(("Correlation of Fixed Effects", corr))
