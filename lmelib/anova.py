@@ -66,6 +66,8 @@ import pandas as pd
 import scipy.linalg
 import scipy.stats
 
+from .glmm import GeneralizedLinearMixedModel
+from .gls import GLSModel
 from .lm import LinearModel
 from .lmm import LinearMixedModel
 from .simulate import BootstrapResult, bootstrap, refit as refit_response
@@ -447,14 +449,14 @@ def _check_models(models) -> None:
     if len(models) < 2:
         raise ValueError("anova compares two or more nested models, e.g. anova(m0, m1)")
     for m in models:
-        if not isinstance(m, (LinearMixedModel, LinearModel)):
-            raise TypeError(f"anova compares models fitted by lmelib.lmer or lmelib.lm, "
+        if not isinstance(m, (LinearMixedModel, LinearModel, GeneralizedLinearMixedModel, GLSModel)):
+            raise TypeError(f"anova compares models fitted by lmelib.lmer, glmer, gls or lm, "
                             f"got {type(m).__name__}")
 
 
 def _ml_fits(models, names, refit: bool) -> tuple[list, bool]:
     """REML fits refitted by ML (lme4's default); with refit=False, check comparability."""
-    reml = [isinstance(m, LinearMixedModel) and m.reml for m in models]
+    reml = [bool(getattr(m, "reml", False)) for m in models]
     if refit:
         return [m.refit(False) if r else m for m, r in zip(models, reml)], any(reml)
     if any(reml) and not all(reml):

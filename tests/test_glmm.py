@@ -182,3 +182,13 @@ def test_new_level_gets_population_prediction():
     assert link.iloc[1] == pytest.approx(fixed.iloc[1] + m.ranef["herd"].loc["1", "(Intercept)"])
     resp = m.predict(new, type="response")
     np.testing.assert_allclose(resp, 1 / (1 + np.exp(-link)))
+
+
+def test_anova_between_glmer_fits():
+    """The LRT statistic for the observation-level effect, from lme4's two log-likelihoods."""
+    small, large = fit("grouseticks_no_olre_agq1"), fit("grouseticks_olre_agq1")
+    want = 2 * (REF["grouseticks_olre_agq1"]["loglik"] - REF["grouseticks_no_olre_agq1"]["loglik"])
+    table = lmelib.anova(small, large).table
+    assert table["Chisq"].iloc[1] == pytest.approx(want, rel=1e-5)
+    assert table["test"].iloc[1] == "0.5·χ²(0) + 0.5·χ²(1)"
+    assert table["Pr(>Chisq)"].iloc[1] == pytest.approx(0.5 * table["Pr(>Chisq) naive"].iloc[1])
