@@ -22,6 +22,7 @@ import scipy.linalg
 import scipy.stats
 
 from .design import ModelFrame, model_frame
+from .fitted import FittedModel
 from .deviance import objective
 from .optimize import OptSummary, minimize
 from .structures import ErrorModel
@@ -66,7 +67,7 @@ class _WLS:
 
 
 @dataclass(frozen=True, eq=False)
-class GLSModel:
+class GLSModel(FittedModel):
     """A fitted generalized least-squares model (nlme's ``gls``)."""
 
     frame: ModelFrame
@@ -84,14 +85,6 @@ class GLSModel:
 
     def refit(self, reml: bool) -> "GLSModel":
         return self if reml == self.reml else GLSModel.fit(self.frame, self.errors, reml)
-
-    @property
-    def formula(self) -> str:
-        return self.frame.formula.text
-
-    @property
-    def nobs(self) -> int:
-        return self.frame.n
 
     @property
     def psi(self) -> np.ndarray:
@@ -122,10 +115,6 @@ class GLSModel:
         return self.frame.p + len(self.psi) + 1
 
     @property
-    def aic(self) -> float:
-        return -2.0 * self.loglik + 2.0 * self.npar
-
-    @property
     def bic(self) -> float:
         n = self.nobs - self.frame.p if self.reml else self.nobs  # nlme's BIC for REML fits uses n − p
         return -2.0 * self.loglik + np.log(n) * self.npar
@@ -146,10 +135,6 @@ class GLSModel:
         names = list(self.frame.x_names)
         s2 = self.wls.rss / (self.nobs - self.frame.p)
         return pd.DataFrame(s2 * Rinv @ Rinv.T, index=names, columns=names)
-
-    @property
-    def se(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self.vcov)), index=self.vcov.index, name="Std. Error")
 
     @property
     def coef_table(self) -> pd.DataFrame:

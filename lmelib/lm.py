@@ -18,6 +18,7 @@ import scipy.stats
 
 from .design import ModelFrame, model_frame
 from . import summary as _summary
+from .fitted import FittedModel
 
 __all__ = ["LinearModel", "lm"]
 
@@ -32,7 +33,7 @@ def lm(formula: str, data: pd.DataFrame) -> "LinearModel":
 
 
 @dataclass(frozen=True, eq=False)
-class LinearModel:
+class LinearModel(FittedModel):
     """A fitted linear model (R's ``lm``)."""
 
     frame: ModelFrame
@@ -44,14 +45,6 @@ class LinearModel:
         beta, *_ = scipy.linalg.lstsq(frame.X, frame.y, lapack_driver="gelsy")
         resid = frame.y - frame.X @ beta
         return cls(frame, beta, float(resid @ resid))
-
-    @property
-    def formula(self) -> str:
-        return self.frame.formula.text
-
-    @property
-    def nobs(self) -> int:
-        return self.frame.n
 
     @property
     def df_resid(self) -> int:
@@ -77,14 +70,6 @@ class LinearModel:
         return -2.0 * self.loglik
 
     @property
-    def aic(self) -> float:
-        return -2.0 * self.loglik + 2.0 * self.npar
-
-    @property
-    def bic(self) -> float:
-        return -2.0 * self.loglik + np.log(self.nobs) * self.npar
-
-    @property
     def fixef(self) -> pd.Series:
         return pd.Series(self.beta, index=list(self.frame.x_names), name="Estimate")
 
@@ -95,10 +80,6 @@ class LinearModel:
         names = list(self.frame.x_names)
         XtX_inv = scipy.linalg.pinvh(self.frame.X.T @ self.frame.X)
         return pd.DataFrame(self.sigma**2 * XtX_inv, index=names, columns=names)
-
-    @property
-    def se(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self.vcov)), index=self.vcov.index, name="Std. Error")
 
     @property
     def coef_table(self) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from .optimize import OptSummary, minimize
 from .ranef import (conditional_variances, new_codes_values, ranef_frames, split_b,
                     tidy_ranef, varcorr_table, zb)
 from . import summary as _summary
+from .fitted import FittedModel
 
 __all__ = ["LinearMixedModel", "lmer"]
 
@@ -54,7 +55,7 @@ def _structure_columns(*structures) -> list[str]:
 
 
 @dataclass(frozen=True, eq=False)
-class LinearMixedModel:
+class LinearMixedModel(FittedModel):
     """A fitted linear mixed model (lme4's ``merMod``)."""
 
     frame: ModelFrame
@@ -87,14 +88,6 @@ class LinearMixedModel:
         return ProfiledDeviance(self.frame, self.reml)
 
     # ------------------------------------------------------------ basics
-
-    @property
-    def formula(self) -> str:
-        return self.frame.formula.text
-
-    @property
-    def nobs(self) -> int:
-        return self.frame.n
 
     @property
     def theta(self) -> np.ndarray:
@@ -148,14 +141,6 @@ class LinearMixedModel:
         return self.objective if self.reml else None
 
     @property
-    def aic(self) -> float:
-        return -2.0 * self.loglik + 2.0 * self.npar
-
-    @property
-    def bic(self) -> float:
-        return -2.0 * self.loglik + np.log(self.nobs) * self.npar
-
-    @property
     def df_resid(self) -> int:
         return self.nobs - self.npar
 
@@ -181,10 +166,6 @@ class LinearMixedModel:
         RXinv = scipy.linalg.solve_triangular(self.solution.RX, np.eye(self.frame.p))
         names = list(self.frame.x_names)
         return pd.DataFrame(self.sigma**2 * RXinv @ RXinv.T, index=names, columns=names)
-
-    @property
-    def se(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self.vcov)), index=self.vcov.index, name="Std. Error")
 
     @property
     def coef_table(self) -> pd.DataFrame:
