@@ -122,7 +122,7 @@ def _at_floor(boot: BootstrapResult, chisq: float) -> bool:
 class _Block:
     """One random-effects term: its grouping factor and the columns that covary."""
 
-    group: frozenset  # grouping columns, order-free ("a:b" is "b:a")
+    group: bytes  # the partition of the rows the grouping factor makes (canonical labels)
     name: str
     columns: frozenset
     label: str = field(default="", compare=False)  # the term as written, "(x | g)"
@@ -131,8 +131,16 @@ class _Block:
 def _blocks(m) -> list[_Block]:
     if isinstance(m, LinearModel):
         return []
-    return [_Block(frozenset(t.term.factors), t.name, frozenset(t.columns), str(t.term))
+    return [_Block(_partition(t.codes), t.name, frozenset(t.columns), str(t.term))
             for t in m.frame.terms]
+
+
+def _partition(codes: np.ndarray) -> bytes:
+    """Two grouping factors that split the rows into the same groups are the same factor
+    (``state`` and ``state:region`` when state names are unique; ``a:b`` and ``b:a``)."""
+    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    rank = np.argsort(np.argsort(first))  # relabel levels in order of first appearance
+    return rank[inverse.ravel()].astype(np.int64).tobytes()
 
 
 def _container(block: _Block, blocks: list[_Block]) -> _Block | None:

@@ -42,6 +42,7 @@ import pandas as pd
 import scipy.sparse as sp
 import scipy.sparse.linalg
 
+from .glmm import GeneralizedLinearMixedModel
 from .lm import LinearModel
 from .lmm import LinearMixedModel
 
@@ -69,9 +70,34 @@ def _unwhiten(m) -> Callable[[np.ndarray], np.ndarray]:
     return scipy.sparse.linalg.splu(sp.csc_matrix(T)).solve
 
 
+def _glmm_simulator(m: GeneralizedLinearMixedModel) -> Callable[[np.random.Generator], np.ndarray]:
+    """``draw(rng)`` for a GLMM: new b, η = offset + Xβ̂ + Zb, μ = g⁻¹(η), y from the family.
+
+    Binomial responses are drawn as counts of successes out of the prior
+    weights (trials) and returned as proportions, as the fit takes them.
+    """
+    frame, fam = m.frame, m.family
+    eta0 = m.offset + frame.X @ m.mode.beta
+
+    def draw(rng: np.random.Generator) -> np.ndarray:
+        eta = eta0.copy()
+        for term, lam in zip(frame.terms, m.lambdas):
+            b = rng.standard_normal((term.n_levels, term.ell)) @ lam.T
+            eta += np.einsum("ij,ij->i", term.values, b[term.codes])
+        mu = fam.link.linkinv(eta)
+        if fam.name == "poisson":
+            return rng.poisson(mu * m.prior_weights) / m.prior_weights
+        trials = np.round(m.prior_weights).astype(int)
+        return rng.binomial(trials, mu) / np.maximum(trials, 1)
+
+    return draw
+
+
 def _simulator(m) -> Callable[[np.random.Generator], np.ndarray]:
     """``draw(rng)``: one response y = Xβ̂ + Zb + ε with new b and ε (unconditional)."""
     frame = m.frame
+    if isinstance(m, GeneralizedLinearMixedModel):
+        return _glmm_simulator(m)
     if isinstance(m, LinearModel):
         mu = frame.X @ m.beta
         return lambda rng: mu + m.sigma * rng.standard_normal(frame.n)
@@ -89,8 +115,8 @@ def _simulator(m) -> Callable[[np.random.Generator], np.ndarray]:
 
 
 def _check_model(m) -> None:
-    if not isinstance(m, (LinearMixedModel, LinearModel)):
-        raise TypeError(f"expected a model fitted by lmelib.lmer or lmelib.lm, got {type(m).__name__}")
+    if not isinstance(m, (LinearMixedModel, LinearModel, GeneralizedLinearMixedModel)):
+        raise TypeError(f"expected a model fitted by lmelib.lmer, glmer or lm, got {type(m).__name__}")
 
 
 def simulate(m, nsim: int = 1, seed=None) -> pd.DataFrame:
@@ -122,6 +148,8 @@ def refit(m, newresp) -> "LinearMixedModel | LinearModel":
     if not np.all(np.isfinite(y)):
         raise ValueError("the new response has missing or infinite values")
     frame = dataclasses.replace(m.frame, y=y)
+    if isinstance(m, GeneralizedLinearMixedModel):
+        return GeneralizedLinearMixedModel.fit(frame, m.family, m.nagq, m.formula, pd.Series(y))
     if isinstance(m, LinearModel):
         return LinearModel.fit(frame)
     return LinearMixedModel.fit(frame, m.reml, m.errors)
@@ -147,6 +175,8 @@ def _default_statistics(m) -> pd.Series:
     parts = [m.fixef]
     if isinstance(m, LinearMixedModel):
         parts += [pd.Series(m.theta, index=theta_names(m)), m.structure]
+    if isinstance(m, GeneralizedLinearMixedModel):
+        return pd.concat(parts + [pd.Series(m.theta, index=theta_names(m))])
     parts.append(pd.Series({"sigma": m.sigma}))
     return pd.concat(parts)
 

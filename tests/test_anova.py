@@ -422,3 +422,13 @@ def test_printed_and_html_output():
     assert REFIT_MESSAGE not in str(ml) and not ml.refitted
     with pytest.raises(dataclasses.FrozenInstanceError):
         a.table = None
+
+
+def test_same_groups_under_another_name_are_nested():
+    """``(1 | state)`` and the ``state:region`` term of ``(1 | region/state)`` group the rows alike."""
+    p = lmelib.datasets.load_produc()
+    a = lmelib.lmer("log(gsp) ~ log(pc) + unemp + (1 | state)", p, reml=False)
+    b = lmelib.lmer("log(gsp) ~ log(pc) + unemp + (1 | region/state)", p, reml=False)
+    table = lmelib.anova(a, b).table
+    assert table["test"].iloc[1] == "0.5·χ²(0) + 0.5·χ²(1)"
+    assert table["Chisq"].iloc[1] == pytest.approx(2 * (b.loglik - a.loglik))

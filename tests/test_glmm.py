@@ -192,3 +192,24 @@ def test_anova_between_glmer_fits():
     assert table["Chisq"].iloc[1] == pytest.approx(want, rel=1e-5)
     assert table["test"].iloc[1] == "0.5·χ²(0) + 0.5·χ²(1)"
     assert table["Pr(>Chisq)"].iloc[1] == pytest.approx(0.5 * table["Pr(>Chisq) naive"].iloc[1])
+
+
+def test_simulate_matches_marginal_means():
+    """Simulated responses average to E_u[g⁻¹(η + u)], computed here by Gauss–Hermite quadrature."""
+    m = fit("cbpp_pois_offset_agq1")
+    sims = lmelib.simulate(m, nsim=2000, seed=11).to_numpy()
+    sd = float(m.varcorr["sdcor"].iloc[0])
+    z, w = np.polynomial.hermite_e.hermegauss(40)
+    eta = m.offset + m.frame.X @ m.fixef.to_numpy()
+    expected = (np.exp(eta[:, None] + sd * z[None, :]) * (w / w.sum())).sum(axis=1)
+    se = sims.std(axis=1) / np.sqrt(sims.shape[1])
+    assert np.all(np.abs(sims.mean(axis=1) - expected) < 4.5 * se + 1e-9)
+    assert np.all(sims >= 0) and np.allclose(sims, np.round(sims))
+
+
+def test_bootstrap_of_a_glmer_fit_is_reproducible():
+    m = fit("cbpp_binom_agq1")
+    a = lmelib.bootstrap(m, nsim=3, seed=5, progress=False)
+    b = lmelib.bootstrap(m, nsim=3, seed=5, progress=False)
+    assert a.draws.equals(b.draws) and a.nsim_done == 3
+    assert list(a.draws.columns)[-1] == "herd.(Intercept)"
