@@ -123,7 +123,7 @@ class _Block:
     """One random-effects term: its grouping factor and the columns that covary."""
 
     group: bytes  # the partition of the rows the grouping factor makes (canonical labels)
-    name: str
+    name: str = field(compare=False)
     columns: frozenset
     label: str = field(default="", compare=False)  # the term as written, "(x | g)"
 
