@@ -25,7 +25,7 @@ from .deviance import ProfiledDeviance
 from .formula import parse_formula
 from .gls import GLSModel, gls
 from .lm import LinearModel, lm
-from .structures import AR1, ARMA, CAR1, CompSymm, VarExp, VarIdent, VarPower
+from .structures import AR1, ARMA, CAR1, CompSymm, VarExp, VarIdent, VarPower, plot_acf
 from .glmm import GeneralizedLinearMixedModel, glmer
 from .lmm import LinearMixedModel, lmer
 
@@ -42,6 +42,7 @@ __all__ = [
     "VarIdent",
     "VarPower",
     "VarExp",
+    "plot_acf",
     "GeneralizedLinearMixedModel",
     "LinearMixedModel",
     "LinearModel",

@@ -30,7 +30,7 @@ from .covariance import lambda_of, theta_lower, theta_slices, theta_start
 from .deviance import CrossProducts, PLSSolution, ProfiledDeviance
 from .design import ModelFrame, model_frame
 from .family import Family, family as make_family
-from .optimize import OptSummary, minimize
+from .optimize import OptSummary, hessian, minimize
 from .ranef import (conditional_variances, new_codes_values, ranef_frames, split_b,
                     tidy_ranef, varcorr_table, zb)
 from . import summary as _summary
@@ -379,7 +379,7 @@ class GeneralizedLinearMixedModel:
         """
         names = list(self.frame.x_names)
         p, k = self.frame.p, len(self.theta)
-        H = _hessian(lambda x: _deviance_at(self, x), self.optsum.final)
+        H = hessian(lambda x: _deviance_at(self, x), self.optsum.final)
         try:
             V = 2.0 * np.linalg.inv(H)[k:, k:]
             if np.all(np.linalg.eigvalsh(H) > 0):
@@ -500,22 +500,6 @@ def _deviance_at(m_or_state, x, u0=None) -> float:
     if m_or_state.nagq > 1:
         dev += _agq_correction(pirls, theta, mode, m_or_state.nagq)
     return dev
-
-
-def _hessian(f, x, rel=1e-4) -> np.ndarray:
-    """Central finite-difference Hessian."""
-    k = len(x)
-    h = rel * np.maximum(np.abs(x), 1e-2)
-    H = np.zeros((k, k))
-    f0 = f(x)
-    for i in range(k):
-        for j in range(i, k):
-            ei, ej = np.eye(k)[i] * h[i], np.eye(k)[j] * h[j]
-            if i == j:
-                H[i, i] = (f(x + ei) - 2 * f0 + f(x - ei)) / h[i] ** 2
-            else:
-                H[i, j] = H[j, i] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (4 * h[i] * h[j])
-    return H
 
 
 def _optimize(pirls: PIRLS, frame: ModelFrame, nagq: int) -> tuple[OptSummary, Mode]:

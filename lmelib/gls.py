@@ -155,6 +155,14 @@ class GLSModel(FittedModel):
             raise ValueError(f"residual type {type!r}: use 'response' or 'normalized'")
         return pd.Series(r, name="residuals")
 
+    def structure_intervals(self, level: float = 0.95) -> pd.DataFrame:
+        """Wald intervals for the error structure's parameters (φ, ratios), natural scale."""
+        from .structures import structure_intervals
+
+        n, p = self.nobs, self.frame.p
+        f = lambda psi: _WLS.at(self.frame, self.errors, psi).criterion(n, p, self.reml)
+        return structure_intervals(f, self.optsum.final, self.errors, level)
+
     def acf(self, maxlag: int | None = None) -> pd.Series:
         from .structures import residual_acf
 

@@ -234,6 +234,15 @@ class LinearMixedModel(FittedModel):
             raise ValueError(f"residual type {type!r}: use 'response', 'pearson' or 'normalized'")
         return pd.Series(r / self.sigma if scaled else r, name="residuals")
 
+    def structure_intervals(self, level: float = 0.95) -> pd.DataFrame:
+        """Wald intervals for the error structure's parameters (φ, ratios), natural scale."""
+        from .structures import structure_intervals
+
+        if self.errors is None:
+            raise ValueError("this model has no error structure (fit it with correlation= or weights=)")
+        return structure_intervals(StructuredDeviance(self.frame, self.reml, self.errors),
+                                   self.optsum.final, self.errors, level)
+
     def acf(self, maxlag: int | None = None) -> pd.Series:
         """Autocorrelation of the normalized residuals within groups, by lag (nlme's ACF)."""
         from .structures import residual_acf

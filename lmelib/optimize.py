@@ -15,7 +15,7 @@ from typing import Callable
 import nlopt
 import numpy as np
 
-__all__ = ["OptSummary", "minimize"]
+__all__ = ["OptSummary", "minimize", "hessian"]
 
 _RESULTS = {
     nlopt.SUCCESS: "success",
@@ -137,3 +137,19 @@ def minimize(
         returnvalue=_RESULTS.get(code, f"nlopt code {code}"),
         boundary_moves=moves,
     )
+
+
+def hessian(f, x, rel=1e-4, floor=1e-2) -> np.ndarray:
+    """Central finite-difference Hessian, steps ``rel`` × max(|x|, ``floor``)."""
+    k = len(x)
+    h = rel * np.maximum(np.abs(x), floor)
+    H = np.zeros((k, k))
+    f0 = f(x)
+    for i in range(k):
+        for j in range(i, k):
+            ei, ej = np.eye(k)[i] * h[i], np.eye(k)[j] * h[j]
+            if i == j:
+                H[i, i] = (f(x + ei) - 2 * f0 + f(x - ei)) / h[i] ** 2
+            else:
+                H[i, j] = H[j, i] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (4 * h[i] * h[j])
+    return H

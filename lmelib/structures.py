@@ -28,7 +28,8 @@ import scipy.linalg
 import scipy.linalg.lapack
 import scipy.sparse as sp
 
-__all__ = ["VarIdent", "VarPower", "VarExp", "AR1", "CAR1", "CompSymm", "ARMA", "ErrorModel"]
+__all__ = ["VarIdent", "VarPower", "VarExp", "AR1", "CAR1", "CompSymm", "ARMA", "ErrorModel",
+           "structure_intervals", "plot_acf"]
 
 
 # ------------------------------------------------------------- variance functions
@@ -365,3 +366,55 @@ def residual_acf(r: np.ndarray, groups: list[np.ndarray], maxlag: int | None = N
         prods = np.concatenate([r[g][k:] * r[g][: len(g) - k] for g in groups if len(g) > k])
         out.append(prods.mean() / denom)
     return pd.Series(out, index=pd.RangeIndex(maxlag + 1, name="lag"), name="ACF")
+
+
+def structure_intervals(f, x: np.ndarray, errors: ErrorModel, level: float = 0.95) -> pd.DataFrame:
+    """Wald intervals for the structure's parameters, on the natural scale (as nlme's ``intervals``).
+
+    ``f`` is −2 log L (ML) or the REML criterion as a function of x = (θ, ψ),
+    profiled over β and σ; the last ``len(errors.start)`` elements of x are ψ.
+    The covariance of x̂ is 2 H⁻¹ (H the Hessian of f; the ψ block of the
+    inverse of a profiled Hessian is that of the full one).  Intervals are
+    ψ̂ ± z·se on the unconstrained scale, mapped through the same monotone
+    transforms as the estimates (tanh for φ, exp for ratios).
+    """
+    from scipy.stats import norm
+
+    from .optimize import hessian
+
+    k = len(errors.start)
+    H = hessian(f, np.asarray(x, float), rel=1e-3, floor=1.0)  # steps well above the noise of f
+    est = errors.natural(x[-k:])
+    try:
+        V = 2.0 * np.linalg.inv(H)
+        se = np.sqrt(np.diag(V)[-k:])
+    except np.linalg.LinAlgError:
+        se = np.full(k, np.nan)
+    z = norm.ppf(0.5 + level / 2)
+    lower, upper = [], []
+    for j in range(k):
+        bounds = []
+        for sign in (-1, 1):
+            psi = x[-k:].copy()
+            psi[j] += sign * z * se[j]
+            bounds.append(errors.natural(psi).iloc[j])
+        lower.append(min(bounds)), upper.append(max(bounds))
+    return pd.DataFrame({"lower": lower, "est.": est.to_numpy(), "upper": upper}, index=est.index)
+
+
+def plot_acf(acf: pd.Series, nobs: int, ax=None, level: float = 0.95):
+    """Bar plot of a residual autocorrelation function with ±z/√n bounds (nlme's plot(ACF(m)))."""
+    import matplotlib.pyplot as plt
+    from scipy.stats import norm
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    lags = acf.index.to_numpy()
+    ax.vlines(lags, 0, acf.to_numpy(), colors="C0", lw=3)
+    ax.axhline(0, color="black", lw=0.8)
+    bound = norm.ppf(0.5 + level / 2) / np.sqrt(nobs)
+    ax.axhline(bound, color="grey", ls="--", lw=0.8)
+    ax.axhline(-bound, color="grey", ls="--", lw=0.8)
+    ax.set_xlabel("lag")
+    ax.set_ylabel("autocorrelation")
+    return ax

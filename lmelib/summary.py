@@ -119,12 +119,15 @@ def lmm_summary(m, ddf: str | None = None) -> Summary:
         sections.append(("", pd.DataFrame(
             [[f"{m.aic:.1f}", f"{m.bic:.1f}", f"{m.loglik:.1f}", f"{m.deviance:.1f}", str(m.df_resid)]],
             columns=["AIC", "BIC", "logLik", "deviance", "df.resid"], index=[""])))
-    sections.append(("Scaled residuals", _residual_quantiles(m.residuals(scaled=True).to_numpy())))
+    if getattr(m, "errors", None) is not None:  # each residual over its own standard deviation
+        sections.append(("Pearson residuals", _residual_quantiles(m.residuals(type="pearson").to_numpy())))
+    else:
+        sections.append(("Scaled residuals", _residual_quantiles(m.residuals(scaled=True).to_numpy())))
     groups = ", ".join(f"{k}, {v}" for k, v in m.ngrps.items())
     sections.append(("Random effects", format_table(_varcorr_table(m))
                      + f"\nNumber of obs: {m.nobs}, groups:  {groups}"))
     if getattr(m, "errors", None) is not None:
-        sections.append((f"Error structure: {m.errors.label}", m.structure.to_frame("estimate").T))
+        sections.append((f"Error structure: {m.errors.label} (95% Wald intervals)", m.structure_intervals()))
     if ddf is None:
         sections.append(("Fixed effects", m.coef_table))
     else:
@@ -188,7 +191,7 @@ def gls_summary(m) -> Summary:
     sections = [
         ("", pd.DataFrame([[f"{m.aic:.1f}", f"{m.bic:.1f}", f"{m.loglik:.1f}"]],
                           columns=["AIC", "BIC", "logLik"], index=[""])),
-        (f"Error structure: {m.errors.label}", m.structure.to_frame("estimate").T),
+        (f"Error structure: {m.errors.label} (95% Wald intervals)", m.structure_intervals()),
         ("Coefficients", tab),
         ("", f"Residual standard error: {m.sigma:.4g}"),
         ("Optimizer", str(m.optsum)),

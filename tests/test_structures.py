@@ -199,3 +199,41 @@ def test_ar1_needs_whole_number_times():
     g = lmelib.datasets.load_grunfeld().assign(t=lambda d: d["year"] + 0.5 * (d.index % 2))
     with pytest.raises(ValueError, match="must hold whole numbers"):
         lmelib.gls("inv ~ value", g, correlation=AR1("t", "firm"))
+
+
+def _interval_cases():
+    out = []
+    for base, method in CASES:
+        iv = ref(base, method).get("intervals") or {}
+        if "corStruct" in iv or ("varStruct" in iv and ref(base, method)["var_struct"]["class"] != "varIdent"):
+            out.append((base, method))
+    return out
+
+
+@pytest.mark.parametrize("base, method", _interval_cases())
+def test_structure_intervals(base, method):
+    """Wald intervals on the unconstrained scale, as nlme's ``intervals``."""
+    r, m = ref(base, method), fit(base, method)
+    got = m.structure_intervals()
+    for part in ("corStruct", "varStruct"):
+        iv = r["intervals"].get(part)
+        if iv is None or (part == "varStruct" and r["var_struct"]["class"] == "varIdent"):
+            continue
+        want = pd.DataFrame(iv["columns"], index=iv["row_names"])
+        rows = got.iloc[: len(want)] if part == "corStruct" else got.iloc[-len(want):]
+        if r["cor_struct"] and r["cor_struct"]["class"] == "corCAR1" and part == "corStruct":
+            np.testing.assert_allclose(np.log(rows[["lower", "upper"]].to_numpy()),
+                                       np.log(want[["lower", "upper"]].to_numpy()), rtol=2e-2)
+        else:
+            np.testing.assert_allclose(rows[["lower", "upper"]].to_numpy(), want[["lower", "upper"]].to_numpy(),
+                                       atol=2e-3)
+
+
+def test_plot_acf_draws_one_bar_per_lag():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    m = fit("grunfeld_lme_ri_ar1", "REML")
+    ax = lmelib.plot_acf(m.acf(6), m.nobs)
+    assert len(ax.collections[0].get_segments()) == 7
+    assert ax.get_xlabel() == "lag"

@@ -1,0 +1,249 @@
+"""Run one submission's code cells in a fresh kernel and record its answers.
+
+This is the child process the grader starts for every notebook it runs
+(``python -m lmelib.grading.worker``, with a job description on stdin).  It
+owns one kernel at a time, started in the submission's sandbox directory, and
+writes its progress to a result file after every cell, so that whatever
+happens later (a cell that never returns, a kernel that dies, this process
+being killed) the answers computed so far are kept.
+
+Per cell: the cell runs with a time limit (``cell_timeout``, capped by what
+is left of the notebook's limit); a cell that runs over is interrupted like
+Ctrl-C in Jupyter, and the next cells still run.  After every cell the answer
+variables are serialised in the kernel (``capture.snapshot``) and sent back
+in the reply to an empty, silent execute request (``user_expressions``).
+If the kernel dies, or does not answer after an interrupt, the offending cell
+is marked, the kernel is restarted and the notebook is run again without
+that cell (at most ``max_restarts`` times, within the notebook's limit).
+
+The result file (JSON)::
+
+    {"cells": {"<index>": {"status": "ok" | "error" | "timeout" | "killed-kernel"
+                                     | "hung" | "skipped" | "not-run",
+                           "ename": ..., "evalue": ...}},
+     "answers": {"<key>": <encoded answer>},
+     "events": ["..."], "done": true | false}
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import os
+import sys
+import time
+from queue import Empty
+
+__all__ = ["main"]
+
+_TIMEOUT_ENAME = "CellTimeout"
+
+
+def _current_env_spec_manager():
+    """A kernel spec manager whose python3 kernel is this interpreter."""
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+
+    class CurrentEnv(KernelSpecManager):
+        def get_kernel_spec(self, kernel_name):  # noqa: D401, ARG002
+            return KernelSpec(
+                argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                display_name="Python 3 (grading)", language="python",
+                resource_dir=os.path.dirname(__file__), env={}, metadata={},
+            )
+
+        def find_kernel_specs(self):
+            return {"python3": os.path.dirname(__file__)}
+
+    return CurrentEnv()
+
+
+class Job:
+    def __init__(self, spec: dict):
+        self.cells = [(int(i), str(src)) for i, src in spec["cells"]]
+        self.answers = spec["answers"]              # key -> None | expr (after each cell)
+        self.final_answers = spec["final_answers"]  # including expressions (at the end)
+        self.cwd = spec["cwd"]
+        self.kernel_env = spec["kernel_env"]
+        self.cell_timeout = float(spec["cell_timeout"])
+        self.deadline = time.monotonic() + float(spec["timeout"])
+        self.result_path = spec["result"]
+        self.pidfile = spec["pidfile"]
+        self.kernel_log = spec["kernel_log"]
+        self.max_restarts = int(spec.get("max_restarts", 2))
+        self.cells_state: dict[str, dict] = {}
+        self.answers_out: dict[str, dict] = {}
+        self.events: list[str] = []
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def save(self, done: bool = False) -> None:
+        data = {"cells": self.cells_state, "answers": self.answers_out,
+                "events": self.events, "done": done}
+        tmp = self.result_path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+        os.replace(tmp, self.result_path)
+
+    def merge_answers(self, new: dict) -> None:
+        for key, enc in new.items():
+            old = self.answers_out.get(key)
+            # an answer that exists from an earlier attempt is not replaced by
+            # "missing" from a later, shorter one
+            if enc.get("t") == "missing" and old is not None and old.get("t") != "missing":
+                continue
+            self.answers_out[key] = enc
+
+
+class Stop(Exception):
+    """The kernel is dead or stuck in cell ``index``."""
+
+    def __init__(self, index: int, status: str, message: str):
+        super().__init__(message)
+        self.index, self.status, self.message = index, status, message
+
+
+async def _snapshot(client, answers: dict, timeout: float):
+    """Encoded answers from the kernel, or None if it does not reply in time."""
+    expr = ("__import__('lmelib.grading.capture', fromlist=['snapshot'])"
+            f".snapshot(globals(), {answers!r})")
+    kc = client.kc
+    msg_id = kc.execute("", silent=True, store_history=False,
+                        user_expressions={"answers": expr}, allow_stdin=False,
+                        stop_on_error=False)
+    end = time.monotonic() + max(timeout, 0.5)
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            msg = await kc.shell_channel.get_msg(timeout=min(left, 1.0))
+        except Empty:
+            if not await client.km.is_alive():
+                return None
+            continue
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        res = msg["content"].get("user_expressions", {}).get("answers", {})
+        if res.get("status") != "ok":
+            err = f"{res.get('ename', 'Error')}: {res.get('evalue', '')}"[:300]
+            return {k: {"t": "error", "error": "could not read the answer: " + err} for k in answers}
+        try:
+            text = ast.literal_eval(res["data"]["text/plain"])
+            data = json.loads(text)
+            if not isinstance(data, dict):
+                raise ValueError("not a dict")
+        except Exception as exc:  # noqa: BLE001
+            return {k: {"t": "error", "error": f"could not read the answer ({type(exc).__name__})"}
+                    for k in answers}
+        return {k: (v if isinstance(v, dict) and "t" in v else {"t": "error", "error": "bad answer record"})
+                for k, v in data.items() if k in answers}
+
+
+async def _attempt(job: Job, skip: dict[int, str]) -> None:
+    """Run the notebook once in a new kernel; raise Stop if the kernel fails."""
+    import nbformat
+    from jupyter_client.manager import AsyncKernelManager
+    from nbclient import NotebookClient
+    from nbclient.exceptions import DeadKernelError
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for _, src in job.cells]
+    km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=_current_env_spec_manager())
+    replies: dict[int, dict] = {}
+
+    def on_executed(cell, cell_index, execute_reply):
+        replies[cell_index] = execute_reply.get("content", {}) if execute_reply else {}
+
+    client = NotebookClient(
+        nb, km=km, timeout=int(job.cell_timeout), interrupt_on_timeout=True,
+        error_on_timeout={"ename": _TIMEOUT_ENAME, "evalue": "", "traceback": []},
+        allow_errors=True, startup_timeout=120, iopub_timeout=5,
+        raise_on_iopub_timeout=False, record_timing=False, on_cell_executed=on_executed,
+        shutdown_kernel="immediate",
+    )
+    log = open(job.kernel_log, "ab")  # noqa: SIM115 - closed below
+    try:
+        async with client.async_setup_kernel(env=job.kernel_env, cwd=job.cwd, stdout=log, stderr=log):
+            pid = getattr(km.provisioner, "pid", None)
+            if pid:
+                with open(job.pidfile, "a", encoding="utf-8") as fh:
+                    fh.write(f"{pid}\n")
+            for pos, (index, _src) in enumerate(job.cells):
+                key = str(index)
+                if index in skip:
+                    job.cells_state[key] = {"status": "skipped", "evalue": skip[index]}
+                    continue
+                left = job.remaining()
+                if left <= 1:
+                    job.cells_state[key] = {"status": "not-run"}
+                    continue
+                client.timeout = max(1, int(min(job.cell_timeout, left)))
+                cell = nb.cells[pos]
+                try:
+                    await client.async_execute_cell(cell, pos)
+                except DeadKernelError:
+                    raise Stop(index, "killed-kernel", "the kernel died while running this cell") from None
+                content = replies.get(pos, {})
+                if content.get("status") == "error":
+                    if content.get("ename") == _TIMEOUT_ENAME:
+                        job.cells_state[key] = {"status": "timeout", "evalue": f"{client.timeout} s"}
+                    else:
+                        job.cells_state[key] = {"status": "error", "ename": str(content.get("ename", ""))[:100],
+                                                "evalue": str(content.get("evalue", ""))[:300]}
+                else:
+                    job.cells_state[key] = {"status": "ok"}
+                # a kernel that ignored the interrupt does not answer this
+                snap_timeout = 20.0 if job.cells_state[key]["status"] == "timeout" else 120.0
+                snap = await _snapshot(client, job.answers, min(snap_timeout, max(job.remaining(), 5.0)))
+                if snap is None:
+                    if not await km.is_alive():
+                        raise Stop(index, "killed-kernel", "the kernel died while running this cell")
+                    raise Stop(index, "hung", "the cell did not stop when it was interrupted")
+                job.merge_answers(snap)
+                job.save()
+            final = await _snapshot(client, job.final_answers, max(min(job.remaining() + 30.0, 120.0), 10.0))
+            if final is None:
+                job.events.append("the answers could not be read at the end of the notebook")
+            else:
+                job.merge_answers(final)
+            job.save()
+    finally:
+        log.close()
+
+
+async def _run(job: Job) -> None:
+    skip: dict[int, str] = {}
+    for attempt in range(job.max_restarts + 1):
+        try:
+            await _attempt(job, skip)
+            return
+        except Stop as stop:
+            job.cells_state[str(stop.index)] = {"status": stop.status, "evalue": stop.message}
+            if attempt < job.max_restarts and job.remaining() > 5:
+                skip[stop.index] = stop.message
+                job.events.append(f"cell {stop.index}: {stop.message}; the notebook was run again "
+                                  "in a new kernel without it")
+                job.save()
+                continue
+            job.events.append(f"cell {stop.index}: {stop.message}; the cells after it were not run")
+            for index, _ in job.cells:
+                job.cells_state.setdefault(str(index), {"status": "not-run"})
+            job.save()
+            return
+        except Exception as exc:  # noqa: BLE001 - e.g. the kernel would not start
+            job.events.append(f"the notebook could not be run: {type(exc).__name__}: {exc}"[:400])
+            job.save()
+            return
+
+
+def main() -> None:
+    job = Job(json.loads(sys.stdin.read()))
+    job.save()
+    asyncio.run(_run(job))
+    job.save(done=True)
+
+
+if __name__ == "__main__":
+    main()
