@@ -361,11 +361,14 @@ def residual_acf(r: np.ndarray, groups: list[np.ndarray], maxlag: int | None = N
     longest = max(len(g) for g in groups)
     maxlag = longest - 1 if maxlag is None else min(maxlag, longest - 1)
     denom = np.mean(np.concatenate([r[g] ** 2 for g in groups]))
-    out = []
+    out, used = [], []
     for k in range(maxlag + 1):
         prods = np.concatenate([r[g][k:] * r[g][: len(g) - k] for g in groups if len(g) > k])
         out.append(prods.mean() / denom)
-    return pd.Series(out, index=pd.RangeIndex(maxlag + 1, name="lag"), name="ACF")
+        used.append(len(prods))
+    acf = pd.Series(out, index=pd.RangeIndex(maxlag + 1, name="lag"), name="ACF")
+    acf.attrs["n_used"] = np.array(used)  # pairs behind each lag (nlme's attr "n.used")
+    return acf
 
 
 def structure_intervals(f, x: np.ndarray, errors: ErrorModel, level: float = 0.95) -> pd.DataFrame:
@@ -402,8 +405,12 @@ def structure_intervals(f, x: np.ndarray, errors: ErrorModel, level: float = 0.9
     return pd.DataFrame({"lower": lower, "est.": est.to_numpy(), "upper": upper}, index=est.index)
 
 
-def plot_acf(acf: pd.Series, nobs: int, ax=None, level: float = 0.95):
-    """Bar plot of a residual autocorrelation function with ±z/√n bounds (nlme's plot(ACF(m)))."""
+def plot_acf(acf: pd.Series, nobs: int | None = None, ax=None, level: float = 0.95):
+    """Bar plot of a residual autocorrelation function with ±z/√N(k) bounds, as nlme's plot(ACF(m)).
+
+    N(k) is the number of within-group pairs at lag k, which ``acf()`` records;
+    for a Series without that record, ``nobs`` gives constant bounds ±z/√nobs.
+    """
     import matplotlib.pyplot as plt
     from scipy.stats import norm
 
@@ -412,9 +419,11 @@ def plot_acf(acf: pd.Series, nobs: int, ax=None, level: float = 0.95):
     lags = acf.index.to_numpy()
     ax.vlines(lags, 0, acf.to_numpy(), colors="C0", lw=3)
     ax.axhline(0, color="black", lw=0.8)
-    bound = norm.ppf(0.5 + level / 2) / np.sqrt(nobs)
-    ax.axhline(bound, color="grey", ls="--", lw=0.8)
-    ax.axhline(-bound, color="grey", ls="--", lw=0.8)
+    n_used = acf.attrs.get("n_used")
+    n = np.asarray(n_used, float) if n_used is not None else np.full(len(lags), float(nobs))
+    bound = norm.ppf(0.5 + level / 2) / np.sqrt(n)
+    ax.step(lags, bound, where="mid", color="grey", ls="--", lw=0.8)
+    ax.step(lags, -bound, where="mid", color="grey", ls="--", lw=0.8)
     ax.set_xlabel("lag")
     ax.set_ylabel("autocorrelation")
     return ax
