@@ -472,7 +472,7 @@ def _ml_fits(models, names, refit: bool) -> tuple[list, bool]:
                          "(an lm's log-likelihood is ML); use refit=True")
     if any(reml):
         for m0, m1, n0, n1 in zip(models, models[1:], names, names[1:]):
-            if m0.frame.p != m1.frame.p:
+            if m0.frame.X.shape != m1.frame.X.shape or not np.allclose(m0.frame.X, m1.frame.X):
                 raise ValueError(f"REML criteria of models with different fixed effects are not "
                                  f"comparable ({n0!r} vs {n1!r}); use refit=True (ML)")
     return list(models), False
@@ -484,7 +484,7 @@ def _comparisons(models, names, boundary: bool, nsim: int, seed, progress: bool)
     out = []
     for (m0, m1, n0, n1), s in zip(pairs, seeds):
         c = classify(m0, m1, (n0, n1))
-        if boundary and nsim > 0 and c.kind == "other":
+        if boundary and nsim > 0 and c.kind in ("other", "variance"):  # for a mixture: a check
             c = replace(c, bootstrap=_bootstrap_lrt(m0, m1, nsim, s, progress))
         out.append(c)
     return out

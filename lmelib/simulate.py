@@ -258,8 +258,10 @@ def bootstrap(
     t0 = _as_row(func(m))
     rng, draw = np.random.default_rng(seed), _simulator(m)
     rows, failed, first_error = [], 0, None
-    from tqdm.auto import tqdm  # imported here: only a bootstrap shows a progress bar
-
+    if progress:  # tqdm.auto only when a bar is wanted (in Jupyter it needs ipywidgets)
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
     bar = tqdm(range(nsim), desc="bootstrap", disable=not progress, delay=1.0)
     try:
         for _ in bar:
