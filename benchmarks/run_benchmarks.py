@@ -66,6 +66,26 @@ REPO = HERE.parent
 R_SCRIPT = HERE / "lme4_bench.R"
 
 
+def lmelib_source_hash() -> str:
+    """sha256 (first 12 hex digits) of lmelib/*.py, to identify the code that was benchmarked."""
+    src = hashlib.sha256()
+    for p in sorted((REPO / "lmelib").glob("*.py")):
+        src.update(p.name.encode() + b"\0" + p.read_bytes())
+    return src.hexdigest()[:12]
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, cwd=REPO, timeout=10).stdout.strip() or "?"
+    except Exception:
+        return "?"
+
+
+# taken when lmelib is imported: the code that this process fits with
+LMELIB_AT_START = (lmelib_source_hash(), git_commit())
+
+
 _T0 = time.perf_counter()
 
 
@@ -166,10 +186,11 @@ def _limit_memory(gb: float):
     return set_limit
 
 
-def bench_statsmodels(model: bm.Model, method: str, timeout: float, max_repeats: int,
-                      memory_gb: float) -> dict:
-    cmd = [sys.executable, str(HERE / "statsmodels_worker.py"), model.id, method,
-           "--timeout", str(timeout), "--max-repeats", str(max_repeats)]
+def bench_statsmodels(model: bm.Model, data_path: Path, method: str, timeout: float,
+                      max_repeats: int, memory_gb: float) -> dict:
+    cmd = [sys.executable, str(HERE / "statsmodels_worker.py"), str(data_path), method,
+           "--kwargs", json.dumps(model.sm), "--timeout", str(timeout),
+           "--max-repeats", str(max_repeats)]
     backstop = (timeout + 30) * (max_repeats + 1) + 120  # the worker stops itself long before
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=backstop,
@@ -256,6 +277,8 @@ def bench_lme4(models: list[bm.Model], max_repeats: int, timeout: float) -> tupl
 
 
 def machine_info(r_info: dict, sm_version: str | None) -> list[str]:
+    sha, commit = LMELIB_AT_START
+    sha_end = lmelib_source_hash()
     cpu = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -285,20 +308,16 @@ def machine_info(r_info: dict, sm_version: str | None) -> list[str]:
         blas = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
     except Exception:
         blas = "?"
-    src = hashlib.sha256()
-    for p in sorted((REPO / "lmelib").glob("*.py")):
-        src.update(p.read_bytes())
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, cwd=REPO, timeout=10).stdout.strip() or "?"
-    except Exception:
-        commit = "?"
     lines = [
         f"- Date: {_dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"- CPU: {cpu}; {os.cpu_count()} logical cores ({usable} usable){mem}; {platform.system()} {platform.release()}",
         f"- Python {platform.python_version()}, numpy {np.__version__} ({blas}), scipy {scipy.__version__}, "
         f"pandas {pandas.__version__}, formulaic {formulaic.__version__}, nlopt {nlopt.__version__}",
-        f"- lmelib {lmelib.__version__} (checkout at commit {commit}; sha256 of lmelib/*.py {src.hexdigest()[:12]})",
+        f"- lmelib {lmelib.__version__} (checkout at commit {commit} when the run started; "
+        f"sha256 of lmelib/*.py {sha}, which may include uncommitted changes)"
+        + ("" if sha_end == sha else
+           f"; **lmelib/*.py changed during the run** (sha256 {sha_end} at the end): the lmelib "
+           "columns are from the code imported at the start"),
         f"- statsmodels {sm_version}" if sm_version else "- statsmodels: not run",
     ]
     if r_info.get("R"):
@@ -390,8 +409,8 @@ def build_table(rows: list[dict], notes: list[str]) -> list[str]:
             str(L["feval"]) if ok(L) else "—",
             str(R["feval"]) if ok(R) else "—",
             f"{L['peak_bytes'] / 2**20:.1f}" if ok(L) else "—",
-            f"{L['eval_seconds'] * 1e3:.3g}" if ok(L) else "—",
-            f"{R['eval_seconds'] * 1e3:.3g}" if ok(R) and R.get("eval_seconds") is not None else "—",
+            _t(L["eval_seconds"] * 1e3) if ok(L) else "—",
+            _t(R["eval_seconds"] * 1e3) if ok(R) and R.get("eval_seconds") is not None else "—",
             " ".join(dict.fromkeys(marks)),
         ]) + " |")
     return out
@@ -485,27 +504,39 @@ def main() -> int:
         log("[lmelib] one deviance evaluation at 1,000 groups, 10k/100k/1M rows")
         ev_n = eval_vs_n()
 
-    # 2. statsmodels, one subprocess per model and method
+    # 2. statsmodels, one subprocess per model and method; the data go to the
+    #    worker as a pickle, so it fits the same rows and needs no lmelib
     sm_res: dict = {}
-    for m in models:
-        for method in m.methods:
-            if not sm_ok:
-                sm_res[(m.id, method)] = None
-                continue
-            if m.sm is None:
-                sm_res[(m.id, method)] = dict(status="skipped", message=m.sm_note)
-                continue
+    sm_tmp = Path(tempfile.mkdtemp(prefix="lmelib-bench-sm-"))
+    try:
+        for m in models:
             rows = bm.n_rows(m.data)
-            if rows is not None and rows > args.sm_max_rows:
-                sm_res[(m.id, method)] = dict(
-                    status="skipped",
-                    message=f"not run on simulated data with more than {args.sm_max_rows:,} rows (--sm-max-rows)")
+            if not sm_ok:
+                skip = None
+            elif m.sm is None:
+                skip = dict(status="skipped", message=m.sm_note)
+            elif rows is not None and rows > args.sm_max_rows:
+                skip = dict(status="skipped", message=f"not run on simulated data with more than "
+                                                      f"{args.sm_max_rows:,} rows (--sm-max-rows)")
+            else:
+                skip = False
+            if skip is not False:
+                for method in m.methods:
+                    sm_res[(m.id, method)] = skip
                 continue
-            log(f"[statsmodels] {m.id} {method} ...")
-            r = bench_statsmodels(m, method, args.sm_timeout, args.max_repeats, args.sm_memory_gb)
-            sm_res[(m.id, method)] = r
-            log(f"[statsmodels] {m.id} {method}: " + (f"{r['seconds']:.4g} s, logLik {r['loglik']:.4f}"
-                                                      if r["status"] == "ok" else f"{r['status']}: {r['message']}"))
+            data_path = sm_tmp / f"{m.id}.pkl"
+            bm.load_data(m.data).to_pickle(data_path)
+            for method in m.methods:
+                log(f"[statsmodels] {m.id} {method} ...")
+                r = bench_statsmodels(m, data_path, method, args.sm_timeout, args.max_repeats,
+                                      args.sm_memory_gb)
+                sm_res[(m.id, method)] = r
+                log(f"[statsmodels] {m.id} {method}: " + (
+                    f"{r['seconds']:.4g} s, logLik {r['loglik']:.4f}" if r["status"] == "ok"
+                    else f"{r['status']}: {r['message']}"))
+            data_path.unlink()
+    finally:
+        shutil.rmtree(sm_tmp, ignore_errors=True)
 
     # 3. lme4, all models in one R process
     r_res: dict = {}
@@ -533,7 +564,7 @@ def main() -> int:
     md = ["# lmelib benchmarks", ""]
     md += machine_info(r_info, sm_version)
     md += header_lines
-    md += [f"- Command: `python benchmarks/run_benchmarks.py {' '.join(sys.argv[1:])}`".rstrip(),
+    md += [f"- Command: `{' '.join(['python benchmarks/run_benchmarks.py'] + sys.argv[1:])}`",
            f"- Total run time {total / 60:.1f} min; max RSS of the benchmark process {maxrss:.0f} MiB",
            f"- BLAS threads: {'library defaults' if BLAS_THREADS == '0' else BLAS_THREADS} "
            "(`--threads`; OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, ... for all three packages)",

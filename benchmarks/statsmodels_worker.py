@@ -1,14 +1,19 @@
 """Fit one benchmark model with statsmodels' MixedLM, in its own process.
 
-    python benchmarks/statsmodels_worker.py MODEL_ID ML|REML --timeout 120 --max-repeats 5
+    python benchmarks/statsmodels_worker.py DATA.pkl ML|REML --kwargs JSON --timeout 120 --max-repeats 5
 
 run_benchmarks.py starts this in a subprocess so that a slow or memory-hungry
-statsmodels fit can be stopped without taking the benchmark down.  It prints
-one JSON object per line: {"event": "fit", ...} after every fit (the first is
-the untimed warm-up) and {"event": "done"} at the end, or {"event": "timeout"}
-/ {"event": "error"} and exits.  Each fit is limited to ``--timeout`` seconds
-with SIGALRM; the parent process kills the worker if it overruns anyway (a
-signal is only handled between Python byte codes).
+statsmodels fit can be stopped without taking the benchmark down.  The data
+frame comes as a pickle written by the parent (the very rows lmelib and R
+fit), and ``--kwargs`` holds the arguments of ``MixedLM.from_formula`` (formula,
+groups, re_formula, vc_formula); the worker imports neither lmelib nor the
+benchmark's model list.
+
+It prints one JSON object per line: {"event": "fit", ...} after every fit (the
+first is the untimed warm-up) and {"event": "done"} at the end, or
+{"event": "timeout"} / {"event": "error"} and exits.  Each fit is limited to
+``--timeout`` seconds with SIGALRM; the parent process kills the worker if it
+overruns anyway (a signal is only handled between Python byte codes).
 """
 
 from __future__ import annotations
@@ -22,8 +27,7 @@ import traceback
 import warnings
 
 import numpy as np  # noqa: F401  (patsy evaluates np.log(...) in formulas in this namespace)
-
-import bench_models as bm
+import pandas as pd
 
 
 class FitTimeout(Exception):
@@ -49,18 +53,18 @@ def n_repeats(warmup_seconds: float, max_repeats: int) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("model")
+    ap.add_argument("data", help="pickled pandas DataFrame")
     ap.add_argument("method", choices=["ML", "REML"])
+    ap.add_argument("--kwargs", required=True, help="JSON: MixedLM.from_formula arguments")
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--max-repeats", type=int, default=5)
     args = ap.parse_args()
 
     from statsmodels.regression.mixed_linear_model import MixedLM
 
-    model = bm.BY_ID[args.model]
-    data = bm.load_data(model.data)
+    data = pd.read_pickle(args.data)
     data["one"] = 1  # the single group of crossed designs (not used otherwise)
-    kw = dict(model.sm)
+    kw = json.loads(args.kwargs)
     reml = args.method == "REML"
     signal.signal(signal.SIGALRM, _alarm)
 
