@@ -1,0 +1,590 @@
+"""The rendered course website, checked in a real browser.
+
+The book's sources (``_config.yml``, ``_toc.yml``, ``book/``) are copied into a
+temporary directory and built there with the README's command
+(``jupyter-book build . -W -n --keep-going``), so no ``_build/`` is written
+into the repository.  The site is served from a local HTTP server on
+127.0.0.1 and every page is loaded in headless Chromium, driven by Selenium:
+
+* the build succeeds with warnings as errors;
+* the sidebar has one caption per part of ``_toc.yml`` and every notebook in
+  ``book/`` is listed in ``_toc.yml``;
+* every page's mathematics is typeset by MathJax (served with the site from
+  ``book/_static/mathjax``, so nothing is fetched from a CDN), with no raw
+  ``$$`` or ``\\begin`` left in the rendered text and no MathJax errors;
+* every image loads, and every same-site link answers HTTP 200 (and its
+  ``#fragment`` exists in the target page);
+* numbered equations, cross-references to them, figures with captions and a
+  bibliography are there;
+* each chapter page has a Binder button (JupyterLab) built from the
+  ``repository:`` section of ``_config.yml``, a repository button, and a
+  download button for its ``.ipynb``;
+* the search page finds "random intercept".
+
+Screenshots of the landing page and of one chapter are written to the folder
+named by ``SITE_TEST_ARTEFACTS`` (default: pytest's temporary directory).  With
+``UPDATE_SITE_SCREENSHOT=1`` the landing page is also written to
+``book/_static/site.png``, the picture shown in the README.
+
+Chromium and ChromeDriver come from Debian (``chromium``, ``chromium-driver``).
+If they are missing and the test runs as root, they are installed with
+apt-get; if that is impossible the tests are skipped with a message saying
+what is missing.  No network is used beyond that: the browser only talks to
+127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import functools
+import html.parser
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-proxy-server",
+    "--window-size=1280,900",
+]
+SCREENSHOT = ROOT / "book" / "_static" / "site.png"
+SCREENSHOT_MAX_BYTES = 300_000
+README_WINDOW = (1440, 1100)
+SEARCH_PHRASE = "random intercept"
+# the chapter whose screenshot is kept as an artefact
+CHAPTER_SCREENSHOT = "03_random_intercept"
+
+
+# --------------------------------------------------------------------------
+# Chromium, ChromeDriver and Selenium
+# --------------------------------------------------------------------------
+
+
+def _missing_browser() -> list[str]:
+    return [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+
+
+def _apt_install() -> str:
+    """Install Debian's chromium and chromium-driver; return a log tail."""
+    cmd = ["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"]
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    log = []
+    # install; if the package lists are missing or stale, update them and retry
+    for step, timeout in ((cmd, 300), (["apt-get", "update", "-q"], 180), (cmd, 300)):
+        try:
+            res = subprocess.run(
+                step, env=env, capture_output=True, text=True, timeout=timeout
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.append(f"{' '.join(step)}: {exc}")
+            break
+        log.append(f"{' '.join(step)}: exit {res.returncode}\n{res.stderr[-500:]}")
+        if step is cmd and res.returncode == 0 and not _missing_browser():
+            break
+    return "\n".join(log)
+
+
+@pytest.fixture(scope="session")
+def browser_paths():
+    """Make sure Chromium, ChromeDriver and Selenium are there, or skip."""
+    pytest.importorskip(
+        "selenium", reason="selenium is not installed (pip install -r requirements.txt)"
+    )
+    missing = _missing_browser()
+    if missing:
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            pytest.skip(
+                f"missing {', '.join(missing)}; install Debian's chromium and "
+                "chromium-driver (apt-get install chromium chromium-driver, as root)"
+            )
+        log = _apt_install()
+        missing = _missing_browser()
+        if missing:
+            pytest.skip(
+                f"missing {', '.join(missing)} and `apt-get install chromium "
+                f"chromium-driver` did not provide them:\n{log}"
+            )
+    return CHROMIUM, CHROMEDRIVER
+
+
+# --------------------------------------------------------------------------
+# The book, built in a temporary directory
+# --------------------------------------------------------------------------
+
+
+def _toc_files(toc: dict) -> list[str]:
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        for chapter in part.get("chapters", []):
+            files.append(chapter["file"])
+            for section in chapter.get("sections", []):
+                files.append(section["file"])
+    for chapter in toc.get("chapters", []):
+        files.append(chapter["file"])
+    return [f.removesuffix(".md").removesuffix(".ipynb") for f in files]
+
+
+@pytest.fixture(scope="session")
+def book_config() -> dict:
+    return yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf8"))
+
+
+@pytest.fixture(scope="session")
+def toc() -> dict:
+    return yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf8"))
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory) -> Path:
+    """Build the book from a copy of its sources; return the HTML folder."""
+    src = tmp_path_factory.mktemp("book-src")
+    shutil.copy2(ROOT / "_config.yml", src / "_config.yml")
+    shutil.copy2(ROOT / "_toc.yml", src / "_toc.yml")
+    shutil.copytree(
+        ROOT / "book",
+        src / "book",
+        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "_build"),
+    )
+    cmd = [
+        sys.executable,
+        "-c",
+        "from jupyter_book.cli.main import main; main()",
+        "build",
+        str(src),
+        "-W",
+        "-n",
+        "--keep-going",
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    out = res.stdout + res.stderr
+    warnings = [ln for ln in out.splitlines() if "WARNING" in ln or "ERROR" in ln]
+    assert res.returncode == 0, (
+        "jupyter-book build -W -n --keep-going failed:\n"
+        + "\n".join(warnings or out.splitlines()[-40:])
+    )
+    html_dir = src / "_build" / "html"
+    assert (html_dir / "index.html").is_file()
+    return html_dir
+
+
+# --------------------------------------------------------------------------
+# HTTP server and browser
+# --------------------------------------------------------------------------
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    failures: list[str]
+
+    def log_message(self, format, *args):  # noqa: A002 - stdlib's name
+        pass
+
+    def log_request(self, code="-", size="-"):
+        try:
+            failed = int(code) >= 400
+        except (TypeError, ValueError):
+            failed = True
+        if failed and not self.path.startswith("/favicon.ico"):
+            self.server.failures.append(f"{code} {self.path}")
+
+
+@pytest.fixture(scope="session")
+def server(site):
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(site))
+    )
+    httpd.failures = []
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def base_url(server) -> str:
+    return f"http://127.0.0.1:{server.server_port}/"
+
+
+@pytest.fixture(scope="session")
+def driver(browser_paths, tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    # Selenium Manager is not needed (both paths are given); keep it quiet.
+    os.environ.setdefault("SE_AVOID_STATS", "true")
+    chromium, chromedriver = browser_paths
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(chromium)
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    drv = webdriver.Chrome(options=options, service=Service(str(chromedriver)))
+    drv.set_page_load_timeout(60)
+    drv.set_script_timeout(60)
+    try:
+        yield drv
+    finally:
+        drv.quit()
+
+
+@pytest.fixture(scope="session")
+def artefacts(tmp_path_factory) -> Path:
+    env = os.environ.get("SITE_TEST_ARTEFACTS")
+    path = Path(env) if env else tmp_path_factory.mktemp("site-artefacts")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# --------------------------------------------------------------------------
+# Reading pages
+# --------------------------------------------------------------------------
+
+_WAIT_FOR_MATHJAX = """
+const done = arguments[arguments.length - 1];
+const hasScript = [...document.scripts].some(s => /mathjax/i.test(s.src));
+if (!hasScript) { done("no-mathjax"); return; }
+const t0 = Date.now();
+(function poll() {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    MathJax.startup.promise.then(() => done("ok"), e => done("error: " + e));
+  } else if (Date.now() - t0 > 5000) {
+    // deferred scripts have run by the time the page has loaded
+    done("MathJax was not loaded");
+  } else {
+    setTimeout(poll, 50);
+  }
+})();
+"""
+
+_WAIT_FOR_IMAGES = """
+const done = arguments[arguments.length - 1];
+const imgs = [...document.images];
+imgs.forEach(i => { i.loading = "eager"; });
+Promise.all(imgs.map(i => i.decode().then(() => null, () => null))).then(() =>
+  done(imgs.map(i => [i.currentSrc || i.src, i.complete, i.naturalWidth])));
+"""
+
+# Everything the page shows, less code, plus facts about math, links, figures.
+_READ_PAGE = """
+const skip = "pre, code, script, style, textarea, mjx-container, .highlight, .MathJax";
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+const parts = [];
+for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+  const el = n.parentElement;
+  if (el && !el.closest(skip) && el.getClientRects().length) parts.push(n.textContent);
+}
+const mathEls = [...document.querySelectorAll("div.math, span.math")];
+const links = [...document.querySelectorAll("a[href], link[href], script[src], img[src]")]
+  .map(e => e.href || e.src);
+return {
+  text: parts.join(" "),
+  math: mathEls.length,
+  mathUntypeset: mathEls.filter(e => !e.querySelector("mjx-container")).length,
+  mjx: document.querySelectorAll("mjx-container").length,
+  mjxErrors: document.querySelectorAll("mjx-merror, [data-mjx-error]").length,
+  eqno: document.querySelectorAll("span.eqno").length,
+  eqrefs: document.querySelectorAll('a[href*="#equation-"]').length,
+  figcaptions: document.querySelectorAll("figure figcaption").length,
+  citations: document.querySelectorAll('a[href*="bibliography.html#"]').length,
+  bibEntries: document.querySelectorAll("div.citation, dl.citation > dt, .bibliography dt").length,
+  links: links,
+  captions: [...document.querySelectorAll("nav.bd-links p.caption")].map(e => e.textContent.trim()),
+  binder: [...document.querySelectorAll('a[href*="mybinder"], a[href*="/v2/gh/"]')].map(e => e.href),
+  repo: [...document.querySelectorAll("a.btn-source-repository-button, a[title*='repository' i]")].map(e => e.href),
+  downloads: [...document.querySelectorAll("a.btn-download-source-button")].map(e => e.href),
+  title: document.title,
+};
+"""
+
+# Console messages that are not the book's fault: Chromium asks for
+# /favicon.ico; Jupyter Book 1 writes sphinx-thebe's inline configuration
+# script twice into every page (the second `const` fails, the first holds the
+# same values; a stock `jupyter-book create` book does the same); and
+# pydata-sphinx-theme reports the empty colour-mode setting of a new profile.
+_KNOWN_CONSOLE = re.compile(
+    r"favicon\.ico"
+    r"|Identifier 'THEBE_JS_URL' has already been declared"
+    r"|Got invalid theme mode: \. Resetting to auto"
+)
+
+# TeX that MathJax should have replaced: $$, \begin, \end{, the delimiters
+# Sphinx writes (\( \) \[ \]), and common macros.
+RAW_TEX = re.compile(
+    r"\$\$|\\begin\b|\\end\{|\\[()\[\]]"
+    r"|\\(?:frac|mathbf|boldsymbol|sigma|beta|theta|sum|hat|varepsilon)\b"
+)
+
+
+class _Ids(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        for key, value in attrs:
+            if key in ("id", "name") and value:
+                self.ids.add(value)
+
+
+def _fetch(url: str) -> tuple[int, bytes]:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+
+
+def _pages(site: Path) -> list[str]:
+    skip = {"_static", "_sources", "_images"}
+    return sorted(
+        p.relative_to(site).as_posix()
+        for p in site.rglob("*.html")
+        if not skip & set(p.relative_to(site).parts)
+    )
+
+
+def _is_redirect(path: Path) -> bool:
+    head = path.read_text(encoding="utf8", errors="replace")[:2000].lower()
+    return 'http-equiv="refresh"' in head
+
+
+@pytest.fixture(scope="session")
+def crawl(driver, site, base_url, server, artefacts):
+    """Load every page once; return what each showed."""
+    results = {}
+    for rel in _pages(site):
+        if _is_redirect(site / rel):
+            continue
+        url = base_url + rel
+        t0 = time.monotonic()
+        driver.get(url)
+        mathjax = driver.execute_async_script(_WAIT_FOR_MATHJAX)
+        images = driver.execute_async_script(_WAIT_FOR_IMAGES)
+        info = driver.execute_script(_READ_PAGE)
+        info.update(
+            mathjax=mathjax,
+            images=images,
+            console=[
+                e["message"]
+                for e in driver.get_log("browser")
+                if e["level"] == "SEVERE" and not _KNOWN_CONSOLE.search(e["message"])
+            ],
+            seconds=time.monotonic() - t0,
+        )
+        results[rel] = info
+        if rel == "book/index.html":
+            driver.save_screenshot(str(artefacts / "landing.png"))
+        if rel == f"book/{CHAPTER_SCREENSHOT}.html":
+            driver.save_screenshot(str(artefacts / "chapter.png"))
+    return results
+
+
+# --------------------------------------------------------------------------
+# Tests
+# --------------------------------------------------------------------------
+
+
+def test_every_notebook_is_in_the_toc(toc):
+    listed = set(_toc_files(toc))
+    notebooks = sorted(
+        p.relative_to(ROOT).with_suffix("").as_posix()
+        for p in (ROOT / "book").glob("*.ipynb")
+    )
+    missing = [nb for nb in notebooks if nb not in listed]
+    assert not missing, f"notebooks in book/ that _toc.yml does not list: {missing}"
+
+
+def test_navigation_follows_the_toc(crawl, toc, site):
+    landing = crawl["book/index.html"]
+    captions = [part["caption"] for part in toc.get("parts", [])]
+    assert landing["captions"] == captions
+    # every page of the toc was built and is reachable from the sidebar
+    linked = {urllib.parse.urlsplit(u).path.lstrip("/") for u in landing["links"]}
+    for doc in _toc_files(toc):
+        assert (site / f"{doc}.html").is_file(), f"{doc} was not built"
+        assert f"{doc}.html" in linked, f"{doc} is not linked from the landing page"
+
+
+def test_root_index_redirects_to_the_book(driver, site, base_url):
+    assert _is_redirect(site / "index.html")
+    driver.get(base_url)
+    deadline = time.monotonic() + 20
+    while not driver.current_url.endswith("book/index.html") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert driver.current_url.endswith("book/index.html")
+
+
+def test_math_is_typeset(crawl):
+    problems = []
+    for page, info in crawl.items():
+        if info["math"] and info["mathjax"] != "ok":
+            problems.append(f"{page}: {info['math']} formulas, MathJax: {info['mathjax']}")
+            continue
+        if info["mathjax"] not in ("ok", "no-mathjax"):
+            problems.append(f"{page}: MathJax: {info['mathjax']}")
+        if info["mathUntypeset"]:
+            problems.append(f"{page}: {info['mathUntypeset']} formulas not typeset")
+        if info["mjxErrors"]:
+            problems.append(f"{page}: {info['mjxErrors']} MathJax errors")
+        raw = sorted({m.group(0) for m in RAW_TEX.finditer(info["text"])})
+        if raw:
+            problems.append(f"{page}: raw TeX in the rendered text: {raw}")
+    assert not problems, "\n".join(problems)
+    assert sum(info["mjx"] for info in crawl.values()) > 0, "no typeset formula anywhere"
+
+
+def test_images_load(crawl):
+    broken = [
+        f"{page}: {src}"
+        for page, info in crawl.items()
+        for src, complete, width in info["images"]
+        if not (complete and width > 0)
+    ]
+    assert not broken, "images that did not load:\n" + "\n".join(broken)
+
+
+def test_no_browser_errors(crawl, server):
+    errors = [f"{page}: {msg}" for page, info in crawl.items() for msg in info["console"]]
+    assert not errors, "console errors:\n" + "\n".join(errors)
+    assert not server.failures, "requests the server could not answer:\n" + "\n".join(
+        server.failures
+    )
+
+
+def test_internal_links_resolve(crawl, base_url):
+    targets: dict[str, set[str]] = {}
+    for page, info in crawl.items():
+        for link in info["links"]:
+            if not link.startswith(base_url):
+                continue
+            url, fragment = urllib.parse.urldefrag(link)
+            targets.setdefault(url, set())
+            if fragment:
+                targets[url].add(urllib.parse.unquote(fragment))
+    bad = []
+    for url, fragments in sorted(targets.items()):
+        status, body = _fetch(url)
+        if status != 200:
+            bad.append(f"{status} {url}")
+            continue
+        if fragments and urllib.parse.urlsplit(url).path.endswith((".html", "/")):
+            ids = _Ids()
+            ids.feed(body.decode("utf8", errors="replace"))
+            bad += [f"no #{f} in {url}" for f in sorted(fragments - ids.ids)]
+    assert not bad, "same-site links that do not resolve:\n" + "\n".join(bad)
+    assert len(targets) > 10
+
+
+def test_book_features(crawl):
+    total = {
+        key: sum(info[key] for info in crawl.values())
+        for key in ("eqno", "eqrefs", "figcaptions", "citations")
+    }
+    assert total["eqno"] > 0, "no numbered equation"
+    assert total["eqrefs"] > 0, "no cross-reference to an equation"
+    assert total["figcaptions"] > 0, "no figure with a caption"
+    assert total["citations"] > 0, "no citation linking to the bibliography"
+    assert crawl["book/bibliography.html"]["bibEntries"] > 0, "empty bibliography"
+
+
+def test_chapter_buttons(crawl, site, book_config, base_url):
+    repo = book_config["repository"]
+    url = repo["url"].rstrip("/")
+    owner_name = urllib.parse.urlsplit(url).path.strip("/")
+    branch = repo.get("branch", "main")
+    binderhub = book_config["launch_buttons"]["binderhub_url"].rstrip("/")
+    assert book_config["launch_buttons"]["notebook_interface"] == "jupyterlab"
+    path_to_book = (repo.get("path_to_book") or "").strip("/")
+    chapters = sorted(p.name for p in (site / "_sources" / "book").glob("*.ipynb"))
+    assert chapters, "no notebook page in the site"
+    for nb in chapters:
+        page = f"book/{nb.removesuffix('.ipynb')}.html"
+        info = crawl[page]
+        nb_path = "/".join(x for x in (path_to_book, "book", nb) if x)
+        expected = f"{binderhub}/v2/gh/{owner_name}/{branch}?urlpath=lab/tree/{nb_path}"
+        assert expected in info["binder"], f"{page}: Binder links {info['binder']}"
+        assert url in info["repo"], f"{page}: repository links {info['repo']}"
+        download = base_url + f"_sources/book/{nb}"
+        assert download in info["downloads"], f"{page}: downloads {info['downloads']}"
+        status, body = _fetch(download)
+        assert status == 200
+        assert json.loads(body)["cells"], f"{download} is not a notebook"
+
+
+def test_search_finds_random_intercept(driver, base_url, crawl):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(base_url + "search.html?q=" + urllib.parse.quote_plus(SEARCH_PHRASE))
+    summary = WebDriverWait(driver, 60).until(
+        lambda d: (
+            d.find_elements(By.CSS_SELECTOR, "#search-results .search-summary")
+            and d.find_element(By.CSS_SELECTOR, "#search-results .search-summary").text
+        )
+    )
+    hits = [
+        a.get_attribute("href")
+        for a in driver.find_elements(By.CSS_SELECTOR, "#search-results ul.search li a")
+    ]
+    assert hits, f"search for {SEARCH_PHRASE!r} found nothing: {summary}"
+    assert any("/book/" in h for h in hits), hits
+
+
+def test_screenshots(driver, crawl, artefacts, base_url):
+    for name in ("landing.png", "chapter.png"):
+        path = artefacts / name
+        assert path.is_file() and path.stat().st_size > 10_000, path
+    if os.environ.get("UPDATE_SITE_SCREENSHOT") == "1":
+        size = driver.get_window_size()
+        driver.set_window_size(*README_WINDOW)
+        try:
+            driver.get(base_url + "book/index.html")
+            assert driver.execute_async_script(_WAIT_FOR_MATHJAX) == "ok"
+            _write_small_png(driver.get_screenshot_as_png(), SCREENSHOT)
+        finally:
+            driver.set_window_size(size["width"], size["height"])
+    if SCREENSHOT.exists():
+        assert SCREENSHOT.stat().st_size < SCREENSHOT_MAX_BYTES
+
+
+def _write_small_png(png: bytes, dest: Path) -> None:
+    """Save a screenshot as a PNG under SCREENSHOT_MAX_BYTES (Pillow comes with matplotlib)."""
+    import io
+
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(png)).convert("RGB")
+    for colours in (256, 128, 64):
+        buf = io.BytesIO()
+        img.quantize(colours, method=Image.Quantize.MEDIANCUT).save(buf, "PNG", optimize=True)
+        if buf.tell() < SCREENSHOT_MAX_BYTES:
+            break
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(buf.getvalue())
