@@ -240,11 +240,12 @@ def grade_answers(key: dict, answers: dict) -> dict:
 
 
 def grade_submission(path: Path, key: dict, *, lib: Path, timeout: float = 900.0,
-                     cell_timeout: float = 300.0) -> dict:
+                     cell_timeout: float = 300.0, hide: list[str] | None = None) -> dict:
     """Run one submitted notebook and grade it; never raises for a bad submission."""
     notes: list[str] = []
     answers: dict = {}
     sha = ""
+    status = "graded"
     try:
         data = Path(path).read_bytes()
         sha = _sha(data)
@@ -264,37 +265,48 @@ def grade_submission(path: Path, key: dict, *, lib: Path, timeout: float = 900.0
         every, final = _answer_keys(key["questions"])
         result = run_notebook(cells, every, final_answers=final, lib=lib, files=files,
                               notebook_bytes=data, notebook_name=Path(path).name,
-                              timeout=timeout, cell_timeout=cell_timeout)
+                              timeout=timeout, cell_timeout=cell_timeout, hide=hide)
         answers = result.answers
         sources = dict(cells)
         cell_notes = []
         for idx, state in sorted(result.cells.items(), key=lambda kv: int(kv[0])):
-            status = state.get("status")
-            if status == "ok":
+            cstatus = state.get("status")
+            if cstatus == "ok":
                 continue
             where = f"Cell {int(idx) + 1}"
             first = _first_line(sources.get(int(idx), ""))
             if first:
                 where += f" (`{first}`)"
-            if status == "error":
+            if cstatus == "error":
                 cell_notes.append(f"{where} raised {state.get('ename')}: {state.get('evalue')}")
-            elif status == "timeout":
+            elif cstatus == "timeout":
                 cell_notes.append(f"{where} ran longer than the time limit per cell "
                                   f"({state.get('evalue')}) and was interrupted")
-            elif status == "not-run":
+            elif cstatus == "not-run":
                 cell_notes.append(f"{where} was not run: the notebook's time limit ({timeout:g} s) "
                                   "was used up")
-            elif status in ("killed-kernel", "hung", "skipped"):
-                cell_notes.append(f"{where}: {state.get('evalue')}; it was left out")
+            elif cstatus == "skipped":
+                cell_notes.append(f"{where}: {state.get('evalue')}; the notebook was run again from "
+                                  "the top in a new kernel without this cell")
+            elif cstatus in ("killed-kernel", "hung"):
+                cell_notes.append(f"{where}: {state.get('evalue')}; the cells after it were not run")
         if len(cell_notes) > 25:
             cell_notes = cell_notes[:25] + [f"... and {len(cell_notes) - 25} more cells"]
         notes.extend(cell_notes)
-        notes.extend(e[0].upper() + e[1:] for e in result.events if e)
+        grader_errors = [e for e in result.events if e.startswith("GRADER ERROR: ")]
+        notes.extend(e[0].upper() + e[1:] for e in result.events if e and e not in grader_errors)
+        for e in grader_errors:
+            e = e.removeprefix("GRADER ERROR: ")
+            notes.append(e[0].upper() + e[1:] + " (the grader runs this notebook again when the "
+                         "command is repeated)")
+        if grader_errors:
+            status = "error"
     questions = grade_answers(key, answers)
     total = round(sum(q["points"] for q in questions.values()), 6)
     possible = round(sum(q["possible"] for q in questions.values()), 6)
-    return {"file": str(path), "sha256": sha, "chapter": key["chapter"], "questions": questions,
-            "total": total, "possible": possible, "notes": notes}
+    return {"file": str(path), "sha256": sha, "chapter": key["chapter"], "key": key.get("id", ""),
+            "questions": questions, "total": total, "possible": possible, "notes": notes,
+            "status": status}
 
 
 # --------------------------------------------------------------------------
@@ -311,12 +323,11 @@ def feedback_markdown(student: str, report: dict) -> str:
     for label, q in report["questions"].items():
         lines += [f"## {label}: {_fmt(q['points'])} of {_fmt(q['possible'])} points", ""]
         for a in q["answers"]:
+            lines.append(f"- `{a['name']}`: {_fmt(a['points'])} of {_fmt(a['possible'])} points")
             for c in a["checks"]:
                 mark = "passed" if c["passed"] else "FAILED"
                 kind = "visible check" if c["visible"] else "hidden check"
-                lines.append(f"- {mark} ({kind}): {c['message']}")
-            if len(q["answers"]) > 1:
-                lines.append(f"  - `{a['name']}`: {_fmt(a['points'])} of {_fmt(a['possible'])} points")
+                lines.append(f"  - {mark} ({kind}): {c['message']}")
         lines.append("")
     return "\n".join(lines)
 
@@ -341,18 +352,27 @@ class Gradebook:
 
     @property
     def header(self) -> list[str]:
-        return ["student", *self.labels, "total", "possible", "status", "notes", "file", "sha256"]
+        return ["student", *self.labels, "total", "possible", "status", "notes", "file", "sha256", "key"]
 
-    def load_existing(self) -> dict[str, dict]:
-        """Rows of an existing gradebook with the same questions (for resuming)."""
+    def load_existing(self, keep: bool) -> dict[str, dict]:
+        """Rows of an existing gradebook with the same questions (for resuming).
+
+        An existing file that is not resumed (``keep`` false, or other
+        questions) is first copied to ``<name>.bak`` (``.bak1``, ...), so
+        nothing graded before is lost.
+        """
         try:
             text = self.path.read_text(encoding="utf-8")
         except OSError:
             return {}
         rows = list(csv.DictReader(io.StringIO(text)))
-        if not rows or list(rows[0].keys()) != self.header:
-            return {}
-        return {r["student"]: r for r in rows}
+        if keep and rows and list(rows[0].keys()) == self.header:
+            return {r["student"]: r for r in rows}
+        n = 0
+        while (backup := self.path.with_name(self.path.name + (f".bak{n}" if n else ".bak"))).exists():
+            n += 1
+        atomic_write(backup, text)
+        return {}
 
     def render(self) -> bytes:
         buf = io.StringIO()
@@ -383,7 +403,7 @@ class Gradebook:
 def row_for(student: str, report: dict, status: str = "graded") -> dict:
     row = {"student": student, "total": _fmt(report["total"]), "possible": _fmt(report["possible"]),
            "status": status, "notes": _short_notes(report), "file": report["file"],
-           "sha256": report["sha256"]}
+           "sha256": report["sha256"], "key": report.get("key", "")}
     for label, q in report["questions"].items():
         row[label] = _fmt(q["points"])
     return row
@@ -433,7 +453,7 @@ def grade_batch(submissions: Path, key: dict, gradebook: Path, *, feedback_dir: 
     labels = [q["label"] for q in key["questions"]]
     book = Gradebook(gradebook, labels)
     subs = find_submissions(Path(submissions))
-    existing = {} if regrade else book.load_existing()
+    existing = book.load_existing(keep=not regrade)
     todo = []
     for student, path in subs:
         old = existing.get(student)
@@ -442,7 +462,7 @@ def grade_batch(submissions: Path, key: dict, gradebook: Path, *, feedback_dir: 
         except OSError:
             sha = None
         if old and old.get("status") == "graded" and old.get("sha256") == sha and \
-                (feedback_dir / f"{_safe_name(student)}.md").exists():
+                old.get("key") == key.get("id", "") and (feedback_dir / f"{_safe_name(student)}.md").exists():
             book.rows[student] = old
         else:
             todo.append((student, path))
@@ -459,7 +479,11 @@ def grade_batch(submissions: Path, key: dict, gradebook: Path, *, feedback_dir: 
     with tempfile.TemporaryDirectory(prefix="lmelib-grading-lib-") as tmp:
         lib = lib or staged_lmelib(Path(tmp) / "lib")
 
-        def check_tampering(names: list[str]) -> list[str]:
+        pending_notes: dict[str, list[str]] = {}
+
+        def check_tampering(running: list[str]) -> None:
+            """Restore any of the grader's files that changed; note it for every
+            submission that was running since the last check."""
             changed = []
             if book.tampered():
                 changed.append(gradebook.name)
@@ -480,15 +504,19 @@ def grade_batch(submissions: Path, key: dict, gradebook: Path, *, feedback_dir: 
                 if not same:
                     changed.append(f"{feedback_dir.name}/{p.name}")
                     atomic_write(p, data)
-            if not changed:
-                return []
-            who = "this notebook" if len(names) == 1 else \
+            if not changed or not running:
+                return
+            who = "this notebook" if len(running) == 1 else \
                 "this notebook or another one graded at the same time"
-            return [f"While {who} ran, the grader's file(s) {', '.join(changed)} were changed; "
-                    "they were restored."]
+            note = (f"While {who} ran, the grader's file(s) {', '.join(changed)} were changed; "
+                    "they were restored.")
+            log(f"{', '.join(running)}: {note}")
+            for student in running:
+                pending_notes.setdefault(student, []).append(note)
 
         def finish(student: str, report: dict, running: list[str]) -> None:
-            report["notes"].extend(check_tampering(running))
+            check_tampering(running)
+            report["notes"].extend(pending_notes.pop(student, []))
             reports[student] = report
             fb = feedback_dir / f"{_safe_name(student)}.md"
             text = feedback_markdown(student, report).encode("utf-8")
@@ -498,7 +526,7 @@ def grade_batch(submissions: Path, key: dict, gradebook: Path, *, feedback_dir: 
             jtext = (json.dumps({"student": student, **report}, indent=1) + "\n").encode("utf-8")
             atomic_write(js, jtext)
             feedback_written[js] = jtext
-            book.set(student, row_for(student, report))
+            book.set(student, row_for(student, report, status=report.get("status", "graded")))
             log(f"{student}: {_fmt(report['total'])} / {_fmt(report['possible'])}"
                 + (f"  ({len(report['notes'])} note(s))" if report["notes"] else ""))
 
@@ -509,9 +537,14 @@ def grade_batch(submissions: Path, key: dict, gradebook: Path, *, feedback_dir: 
                            "notes": ["grading did not finish: the grader stopped while this notebook ran"]}
             book.set(student, row_for(student, placeholder, status="in progress"))
 
+        hide = [str(gradebook.parent), str(feedback_dir), str(Path(submissions).resolve())]
+        if key_file is not None:
+            hide.append(str(Path(key_file).resolve().parent))
+
         def task(student: str, path: Path) -> dict:
             try:
-                return grade_submission(path, key, lib=lib, timeout=timeout, cell_timeout=cell_timeout)
+                return grade_submission(path, key, lib=lib, timeout=timeout, cell_timeout=cell_timeout,
+                                        hide=hide)
             except Exception as exc:  # noqa: BLE001 - a grader bug must not stop the batch
                 return grade_failure(key, path, exc)
 
@@ -526,6 +559,7 @@ def grade_batch(submissions: Path, key: dict, gradebook: Path, *, feedback_dir: 
                 while queue or pending:
                     while queue and len(pending) < jobs:
                         student, path = queue.pop(0)
+                        check_tampering(list(pending.values()))  # before the gradebook is rewritten
                         in_progress(student, path)
                         pending[pool.submit(task, student, path)] = student
                     done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
@@ -533,14 +567,15 @@ def grade_batch(submissions: Path, key: dict, gradebook: Path, *, feedback_dir: 
                     for fut in done:
                         student = pending.pop(fut)
                         finish(student, fut.result(), running)
+                        running = list(pending.values())
     book.flush()
     return reports
 
 
 def grade_failure(key: dict, path, exc: BaseException) -> dict:
     questions = grade_answers(key, {})
-    return {"file": str(path), "sha256": "", "chapter": key["chapter"], "questions": questions,
-            "total": 0.0, "possible": sum(q["possible"] for q in questions.values()),
+    return {"file": str(path), "sha256": "", "chapter": key["chapter"], "key": key.get("id", ""),
+            "questions": questions, "total": 0.0, "possible": sum(q["possible"] for q in questions.values()),
             "notes": [f"The grader failed on this notebook ({type(exc).__name__}: {exc}); "
-                      "please report it."]}
+                      "please report it."], "status": "error"}
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 __all__ = ["RunResult", "run_notebook", "staged_lmelib"]
 
-_GRACE = 90.0  # kernel start-up and the final read of the answers
+_GRACE = 150.0  # kernel start-ups (restarts too) and the final read of the answers
 
 
 @dataclass
@@ -85,7 +85,8 @@ def _clean_message(text: str, sandbox: Path) -> str:
 def run_notebook(cells: list[tuple[int, str]], answers: dict, *, final_answers: dict | None = None,
                  lib: Path, files: dict[str, bytes] | None = None, notebook_bytes: bytes | None = None,
                  notebook_name: str = "submission.ipynb", timeout: float = 900.0,
-                 cell_timeout: float = 300.0, max_restarts: int = 2) -> RunResult:
+                 cell_timeout: float = 300.0, max_restarts: int = 2,
+                 hide: list[str] | None = None) -> RunResult:
     """Run ``cells`` ((index, source) pairs) and return the answers they leave.
 
     ``answers`` maps answer keys to ``None`` (a variable name) or an
@@ -93,7 +94,8 @@ def run_notebook(cells: list[tuple[int, str]], answers: dict, *, final_answers: 
     ``answers``) are read once at the end and may include expressions that
     call the student's functions.  ``lib`` is a staged lmelib
     (:func:`staged_lmelib`); ``files`` are extra data files written next to
-    the notebook.
+    the notebook.  Environment variables whose values mention a path in
+    ``hide`` (the gradebook's and key's folders) are not passed on.
     """
     final_answers = answers if final_answers is None else final_answers
     sandbox = Path(tempfile.mkdtemp(prefix="lmelib-sandbox-"))
@@ -105,13 +107,18 @@ def run_notebook(cells: list[tuple[int, str]], answers: dict, *, final_answers: 
         if notebook_bytes is not None:
             (work / notebook_name).write_bytes(notebook_bytes)
         for name, data in (files or {}).items():
-            target = work / name
+            target = (work / name).resolve()
+            if not target.is_relative_to(sandbox.resolve()) or target.parent == sandbox.resolve():
+                raise ValueError(f"data file {name!r} would land outside the sandbox")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         shutil.copytree(lib, sandbox / "lib", ignore=shutil.ignore_patterns("__pycache__"))
 
+        hidden = [h for h in (hide or []) if h and h != os.sep]
         kernel_env = {k: v for k, v in os.environ.items()
-                      if not k.startswith(("LMELIB_GRADING", "JPY_", "PYTEST", "COV_"))}
+                      if not k.startswith(("LMELIB_GRADING", "JPY_", "PYTEST", "COV_"))
+                      and k not in ("PWD", "OLDPWD", "_")
+                      and (k == "PATH" or not any(h in v for h in hidden))}
         kernel_env.update({"PYTHONPATH": str(sandbox / "lib"), "PYTHONHASHSEED": "0",
                            "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1",
                            "PYDEVD_DISABLE_FILE_VALIDATION": "1"})

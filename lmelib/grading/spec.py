@@ -29,7 +29,9 @@ of reading the variable, e.g. ``"reml_criterion([0.5, 0, 0.05])"``).
 Question fields: ``points`` (default 1), ``answers``, ``stub`` (the code
 put in the student's answer cell, default ``name = ...`` per answer).
 Top level: ``chapter``, ``defaults``, ``questions``, ``files`` (extra data
-files, relative to ``book/``, copied next to the notebook when it runs).
+files the chapter reads, as paths relative to ``book/``; they are copied to
+the same relative place next to the notebook when it runs, e.g.
+``../tests/reference/lmer_reference.json``, at most one folder up).
 """
 
 from __future__ import annotations
@@ -153,5 +155,11 @@ def load_spec(path: str | Path) -> dict:
     files = raw.get("files") or []
     if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
         raise SpecError(f"{path}: 'files' must be a list of paths relative to book/")
+    for f in files:
+        parts = Path(f).parts
+        if Path(f).is_absolute() or parts.count("..") > 1 or ".." in parts[1:] or \
+                (parts and parts[0] == ".." and len(parts) < 3):
+            raise SpecError(f"{path}: file {f!r} must be inside book/ or one folder below "
+                            "its parent (e.g. ../tests/reference/x.json)")
     return {"chapter": chapter, "name": Path(chapter).stem, "questions": questions,
             "files": files, "sha256": hashlib.sha256(text.encode()).hexdigest()}

@@ -66,7 +66,8 @@ class Job:
         self.cwd = spec["cwd"]
         self.kernel_env = spec["kernel_env"]
         self.cell_timeout = float(spec["cell_timeout"])
-        self.deadline = time.monotonic() + float(spec["timeout"])
+        self.timeout = float(spec["timeout"])
+        self.deadline: float | None = None  # set when the first kernel is ready
         self.result_path = spec["result"]
         self.pidfile = spec["pidfile"]
         self.kernel_log = spec["kernel_log"]
@@ -75,7 +76,14 @@ class Job:
         self.answers_out: dict[str, dict] = {}
         self.events: list[str] = []
 
+    def start_clock(self) -> None:
+        """The notebook's time limit counts from when its first kernel is ready."""
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.timeout
+
     def remaining(self) -> float:
+        if self.deadline is None:
+            return self.timeout
         return self.deadline - time.monotonic()
 
     def save(self, done: bool = False) -> None:
@@ -141,16 +149,25 @@ async def _snapshot(client, answers: dict, timeout: float):
                 for k, v in data.items() if k in answers}
 
 
-async def _attempt(job: Job, skip: dict[int, str]) -> None:
+class StartupFailed(Exception):
+    """The kernel did not start (nothing of the submission has run yet)."""
+
+
+async def _attempt(job: Job, skip: dict[int, str], attempt: int = 0) -> None:
     """Run the notebook once in a new kernel; raise Stop if the kernel fails."""
     import nbformat
     from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
+    job.cells_state = {}  # the states of this attempt (answers are kept across attempts)
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(src) for _, src in job.cells]
-    km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=_current_env_spec_manager())
+    # IPC sockets in this run's private folder: no TCP ports, so kernels
+    # started at the same time by parallel workers cannot collide
+    km = AsyncKernelManager(
+        kernel_name="python3", kernel_spec_manager=_current_env_spec_manager(), transport="ipc",
+        connection_file=os.path.join(os.path.dirname(job.result_path), f"kernel-{attempt}.json"))
     replies: dict[int, dict] = {}
 
     def on_executed(cell, cell_index, execute_reply):
@@ -164,8 +181,11 @@ async def _attempt(job: Job, skip: dict[int, str]) -> None:
         shutdown_kernel="immediate",
     )
     log = open(job.kernel_log, "ab")  # noqa: SIM115 - closed below
+    started = False
     try:
         async with client.async_setup_kernel(env=job.kernel_env, cwd=job.cwd, stdout=log, stderr=log):
+            started = True
+            job.start_clock()
             pid = getattr(km.provisioner, "pid", None)
             if pid:
                 with open(job.pidfile, "a", encoding="utf-8") as fh:
@@ -195,7 +215,8 @@ async def _attempt(job: Job, skip: dict[int, str]) -> None:
                 else:
                     job.cells_state[key] = {"status": "ok"}
                 # a kernel that ignored the interrupt does not answer this
-                snap_timeout = 20.0 if job.cells_state[key]["status"] == "timeout" else 120.0
+                snap_timeout = (max(5.0, min(20.0, job.cell_timeout))
+                                if job.cells_state[key]["status"] == "timeout" else 120.0)
                 snap = await _snapshot(client, job.answers, min(snap_timeout, max(job.remaining(), 5.0)))
                 if snap is None:
                     if not await km.is_alive():
@@ -209,31 +230,43 @@ async def _attempt(job: Job, skip: dict[int, str]) -> None:
             else:
                 job.merge_answers(final)
             job.save()
+    except Exception as exc:
+        if not started:
+            raise StartupFailed(f"{type(exc).__name__}: {exc}") from exc
+        raise
     finally:
         log.close()
 
 
 async def _run(job: Job) -> None:
     skip: dict[int, str] = {}
-    for attempt in range(job.max_restarts + 1):
+    startups = 0
+    attempt = 0
+    while True:
         try:
-            await _attempt(job, skip)
+            await _attempt(job, skip, attempt + startups)
+            return
+        except StartupFailed as exc:
+            # not the submission's doing: try again, at most three times in all
+            startups += 1
+            if startups < 3:
+                await asyncio.sleep(1.0)
+                continue
+            job.events.append(f"GRADER ERROR: the kernel could not be started ({exc}); this is a "
+                              "problem of the grading machine, not of the notebook")
+            job.save()
             return
         except Stop as stop:
             job.cells_state[str(stop.index)] = {"status": stop.status, "evalue": stop.message}
             if attempt < job.max_restarts and job.remaining() > 5:
-                skip[stop.index] = stop.message
-                job.events.append(f"cell {stop.index}: {stop.message}; the notebook was run again "
-                                  "in a new kernel without it")
+                skip[stop.index] = stop.message  # the next attempt marks it "skipped"
+                attempt += 1
                 job.save()
                 continue
-            job.events.append(f"cell {stop.index}: {stop.message}; the cells after it were not run")
-            for index, _ in job.cells:
-                job.cells_state.setdefault(str(index), {"status": "not-run"})
             job.save()
             return
         except Exception as exc:  # noqa: BLE001 - e.g. the kernel would not start
-            job.events.append(f"the notebook could not be run: {type(exc).__name__}: {exc}"[:400])
+            job.events.append(f"GRADER ERROR: the notebook could not be run: {type(exc).__name__}: {exc}"[:400])
             job.save()
             return
 
