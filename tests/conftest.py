@@ -12,11 +12,14 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import warnings  # noqa: E402
 from functools import lru_cache  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 import lmelib  # noqa: E402
@@ -39,3 +42,17 @@ def fit_lmer(data: str, formula: str, reml: bool):
 @pytest.fixture(scope="session")
 def lmer_reference() -> dict:
     return load_reference("lmer_reference.json")
+
+
+def as_frame(table: dict) -> pd.DataFrame:
+    """A table stored by the R scripts (row_names, column_names, columns) as a DataFrame."""
+    cols = table["column_names"]
+    return pd.DataFrame({c: np.array(table["columns"][c], dtype=float) for c in cols},
+                        index=table["row_names"])[cols]
+
+
+def at_theta(m, theta):
+    """The fit ``m`` moved to θ (β and σ follow from θ), to compare with R at R's θ."""
+    theta = np.asarray(theta, dtype=float)
+    return dataclasses.replace(m, optsum=dataclasses.replace(m.optsum, final=theta),
+                               solution=m.devfun.solve(theta))

@@ -14,7 +14,6 @@ Bootstrap draws depend on the random-number generator, so they are not
 compared with R's; their intervals are checked against the draws themselves.
 """
 
-import dataclasses
 import warnings
 
 import numpy as np
@@ -22,7 +21,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from conftest import fit_lmer, load_reference
+from conftest import as_frame, at_theta, fit_lmer, load_reference
 from lmelib.confint import boot_confint, confint, percentile_interval
 from lmelib.profile import interval_labels, varpar
 
@@ -32,19 +31,6 @@ FITS = {m["name"]: m for m in load_reference("lmer_reference.json")["models"]}
 EXTRA = load_reference("ddf_reference.json")
 WALD_RTOL, OWN_FIT_RTOL, PROFILE_RTOL = 1e-6, 1e-5, 1e-3
 DYESTUFF = ("dyestuff.csv", "Yield ~ 1 + (1 | Batch)")
-
-
-def as_frame(table: dict) -> pd.DataFrame:
-    cols = table["column_names"]
-    return pd.DataFrame({c: np.array(table["columns"][c], dtype=float) for c in cols},
-                        index=table["row_names"])[cols]
-
-
-def at_theta(m, theta):
-    """The fit ``m`` moved to θ (β and σ follow from θ), to compare with lme4 at lme4's θ."""
-    theta = np.asarray(theta, dtype=float)
-    return dataclasses.replace(m, optsum=dataclasses.replace(m.optsum, final=theta),
-                               solution=m.devfun.solve(theta))
 
 
 def assert_same_table(got: pd.DataFrame, want: pd.DataFrame, rtol: float):

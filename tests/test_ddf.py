@@ -19,14 +19,13 @@ Each table is compared twice:
   gives them.
 """
 
-import dataclasses
 
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
 
-from conftest import fit_lmer, load_reference
+from conftest import as_frame, at_theta, fit_lmer, load_reference
 from lmelib.ddf import coef_table, contest1d, hessian, jacobian, kenward_roger, satterthwaite
 
 REF = load_reference("inference_reference.json")
@@ -37,19 +36,6 @@ TABLES = {(ddf, e["name"]): e for ddf, key in [("Satterthwaite", "satterthwaite"
           for e in REF[key]}
 DF_RTOL, SE_RTOL = 1e-3, 1e-6
 COLUMNS = ["Estimate", "Std. Error", "df", "t value", "Pr(>|t|)"]
-
-
-def as_frame(table: dict) -> pd.DataFrame:
-    cols = table["column_names"]
-    return pd.DataFrame({c: np.array(table["columns"][c], dtype=float) for c in cols},
-                        index=table["row_names"])[cols]
-
-
-def at_theta(m, theta):
-    """The fit ``m`` moved to θ (β and σ follow from θ), to compare with R at R's θ."""
-    theta = np.asarray(theta, dtype=float)
-    return dataclasses.replace(m, optsum=dataclasses.replace(m.optsum, final=theta),
-                               solution=m.devfun.solve(theta))
 
 
 def assert_table(got: pd.DataFrame, want: pd.DataFrame, se_rtol: float, est_rtol: float = 1e-6):

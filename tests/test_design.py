@@ -1,7 +1,6 @@
 """Model frames: bad input gets a clear error, missing rows are counted, aliased columns named."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import lmelib
