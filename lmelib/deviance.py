@@ -227,16 +227,35 @@ class ProfiledDeviance:
         self.theta_slices = tuple(theta_slices(ells))
         self.lower = np.concatenate([theta_lower(e) for e in ells])
         self.start = np.concatenate([theta_start(e) for e in ells])
+        self._lamR = self._lambda_rest_pattern()
 
     def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
         """The ℓ × ℓ factor λ of each term at θ."""
         return [lambda_of(theta[s], t.ell) for s, t in zip(self.theta_slices, self.frame.terms)]
 
-    def _lambda_rest(self, lams: list[np.ndarray]) -> sp.csr_array:
+    def _lambda_rest_pattern(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+        """Λ_R's sparsity, made once (lme4's ``Lind``): for each stored value, the θ element
+        it holds (−1 for the identity block of [X y])."""
+        rows, cols, src = [], [], []
+        for k, offset, ell, m in self.cp.rest:
+            tc, tr = np.triu_indices(ell)  # column-major lower triangle, θ's order
+            first = self.theta_slices[k].start
+            level = offset + ell * np.arange(m)[:, None]
+            rows.append((level + tr).ravel()), cols.append((level + tc).ravel())
+            src.append(np.tile(first + np.arange(len(tr)), m))
+        r = self.cp.q_rest + self.cp.p + 1
+        diag = np.arange(self.cp.q_rest, r)
+        rows.append(diag), cols.append(diag), src.append(np.full(len(diag), -1))
+        rows, cols, src = (np.concatenate(a) for a in (rows, cols, src))
+        order = np.lexsort((cols, rows))  # CSR order: by row, then column
+        indptr = np.searchsorted(rows[order], np.arange(r + 1))
+        return cols[order], indptr, src[order], (r, r)
+
+    def _lambda_rest(self, theta: np.ndarray) -> sp.csr_array:
         # Λ_R: block diagonal, one λ per level of each other term, then I for [X y]
-        blocks = [sp.kron(sp.eye_array(m), lams[k]) for k, _, _, m in self.cp.rest]
-        blocks.append(sp.eye_array(self.cp.p + 1))
-        return sp.block_diag(blocks, format="csr")
+        indices, indptr, src, shape = self._lamR
+        data = np.where(src >= 0, theta[np.maximum(src, 0)], 1.0)
+        return sp.csr_array((data, indices, indptr), shape=shape)
 
     def solve(self, theta: np.ndarray) -> PLSSolution:
         """Factor A at θ (the blocked Cholesky of the module docstring)."""
@@ -258,7 +277,7 @@ class ProfiledDeviance:
             Dsp = sp.bsr_array(
                 (D, np.arange(cp.m1), np.arange(cp.m1 + 1)), shape=(cp.m1 * cp.ell1,) * 2
             )
-            lamR = self._lambda_rest(lams)
+            lamR = self._lambda_rest(theta)
             L21 = sp.csr_array(lamR.T @ (cp.AR1 @ Dsp))
             # Step III: the Schur complement and its dense Cholesky factor L22
             S = (lamR.T @ (lamR.T @ cp.ARR).T).T if cp.q_rest else cp.ARR.copy()
