@@ -490,15 +490,15 @@ class GeneralizedLinearMixedModel:
 # ----------------------------------------------------------- optimisation
 
 
-def _deviance_at(m_or_state, x, u0=None) -> float:
+def _deviance_at(m, x) -> float:
     """The objective at x = (θ, β) for a fitted model (used for the Hessian)."""
-    pirls = PIRLS(m_or_state.frame, m_or_state.family, m_or_state.y, m_or_state.prior_weights, m_or_state.offset)
-    k = len(m_or_state.theta)
+    pirls = PIRLS(m.frame, m.family, m.y, m.prior_weights, m.offset)
+    k = len(m.theta)
     theta, beta = x[:k], x[k:]
-    mode = pirls.mode(theta, beta, u0=m_or_state.mode.u)
+    mode = pirls.mode(theta, beta, u0=m.mode.u)
     dev = mode.laplace
-    if m_or_state.nagq > 1:
-        dev += _agq_correction(pirls, theta, mode, m_or_state.nagq)
+    if m.nagq > 1:
+        dev += _agq_correction(pirls, theta, mode, m.nagq)
     return dev
 
 
