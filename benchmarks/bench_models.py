@@ -151,3 +151,11 @@ def n_rows(name: str) -> int | None:
     if ":" in name:
         return int(name.split(":")[1])
     return None
+
+def n_repeats(warmup_seconds: float, max_repeats: int) -> int:
+    """Repeats after the warm-up: fewer for slow fits (same rule in the worker and in R)."""
+    if warmup_seconds < 2:
+        return max_repeats
+    if warmup_seconds < 15:
+        return min(max_repeats, 3)
+    return 1

@@ -93,13 +93,6 @@ def log(msg: str) -> None:
     print(f"{time.perf_counter() - _T0:7.1f}s {msg}", file=sys.stderr, flush=True)
 
 
-def n_repeats(warmup_seconds: float, max_repeats: int) -> int:
-    """Repeats after the warm-up: fewer for slow fits (same rule in the worker and in R)."""
-    if warmup_seconds < 2:
-        return max_repeats
-    if warmup_seconds < 15:
-        return min(max_repeats, 3)
-    return 1
 
 
 # ---------------------------------------------------------------- lmelib
@@ -135,7 +128,7 @@ def bench_lmelib(model: bm.Model, data, method: str, max_repeats: int) -> dict:
             tracemalloc.stop()
         msgs = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
         times, cpu = [], []
-        for _ in range(n_repeats(warm, max_repeats)):
+        for _ in range(bm.n_repeats(warm, max_repeats)):
             c0, t0 = time.process_time(), time.perf_counter()
             lmelib.lmer(model.formula, data, reml=reml)
             times.append(time.perf_counter() - t0)

@@ -29,6 +29,8 @@ import warnings
 import numpy as np  # noqa: F401  (patsy evaluates np.log(...) in formulas in this namespace)
 import pandas as pd
 
+from bench_models import n_repeats  # the rule shared with run_benchmarks.py and lme4_bench.R
+
 
 class FitTimeout(Exception):
     pass
@@ -42,13 +44,6 @@ def emit(**kw) -> None:
     print(json.dumps(kw), flush=True)
 
 
-def n_repeats(warmup_seconds: float, max_repeats: int) -> int:
-    # the same rule as run_benchmarks.py and lme4_bench.R
-    if warmup_seconds < 2:
-        return max_repeats
-    if warmup_seconds < 15:
-        return min(max_repeats, 3)
-    return 1
 
 
 def main() -> None:

@@ -137,7 +137,7 @@ re_cov_json <- function(m) {
 }
 
 ## VarCorr(lme) is a character matrix; keep it as text plus numbers.
-varcorr_json <- function(m) {
+nlme_varcorr_json <- function(m) {
   vc <- VarCorr(m)
   cols <- colnames(vc)
   out <- list(row_names = arr(rownames(vc)), column_names = arr(cols))
@@ -215,7 +215,7 @@ model_json <- function(spec, method, fit) {
     se = arr(sqrt(diag(V))),
     vcov = mat_rows(V),
     re_cov = if (spec$fun == "lme") re_cov_json(m) else NULL,
-    varcorr = if (spec$fun == "lme") varcorr_json(m) else NULL,
+    varcorr = if (spec$fun == "lme") nlme_varcorr_json(m) else NULL,
     ngrps = if (spec$fun == "lme") as.list(m$dims$ngrps[seq_len(m$dims$Q)]) else NULL,
     cor_struct = struct_json(cs),
     var_struct = struct_json(vs),

@@ -54,37 +54,7 @@ optimizer_check <- function(spec, reml) {
   })
 }
 
-ranef_json <- function(m) {
-  re <- ranef(m, condVar = TRUE)
-  out <- lapply(names(re), function(g) {
-    df <- re[[g]]
-    pv <- attr(df, "postVar")
-    n <- nrow(df)
-    ## postVar is one q x q x n array, or (several terms on the same factor,
-    ## e.g. ||) a list of such arrays whose columns concatenate in order.
-    if (!is.list(pv)) pv <- list(pv)
-    condsd <- lapply(seq_len(n), function(i) {
-      arr(sqrt(unlist(lapply(pv, function(a) diag(matrix(a[, , i], dim(a)[1], dim(a)[2]))))))
-    })
-    list(levels = arr(rownames(df)),
-         columns = arr(colnames(df)),
-         values = mat_rows(as.matrix(df)),
-         condsd = condsd)
-  })
-  names(out) <- names(re)
-  out
-}
 
-varcorr_json <- function(m) {
-  vc <- as.data.frame(VarCorr(m))
-  lapply(seq_len(nrow(vc)), function(i) {
-    list(grp = vc$grp[i],
-         var1 = if (is.na(vc$var1[i])) NULL else vc$var1[i],
-         var2 = if (is.na(vc$var2[i])) NULL else vc$var2[i],
-         vcov = vc$vcov[i],
-         sdcor = vc$sdcor[i])
-  })
-}
 
 model_json <- function(spec, reml, fit) {
   m <- fit$value
