@@ -10,6 +10,8 @@ per level.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 __all__ = ["n_theta", "theta_slices", "theta_lower", "theta_start", "lambda_of", "covariance_of"]
@@ -26,6 +28,7 @@ def theta_slices(ells: list[int]) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+@lru_cache(maxsize=None)
 def _tril_indices(ell: int) -> tuple[np.ndarray, np.ndarray]:
     # column-major lower triangle: (0,0), (1,0), ..., (ell-1,0), (1,1), ...
     cols, rows = np.triu_indices(ell)

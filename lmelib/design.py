@@ -181,7 +181,7 @@ def _drop_aliased(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[int
 # ------------------------------------------------------------ fixed effects
 
 
-def _response(data: pd.DataFrame, parsed: ParsedFormula) -> np.ndarray:
+def _check_response(data: pd.DataFrame, parsed: ParsedFormula) -> None:
     name = parsed.response
     if name in data.columns and not pd.api.types.is_numeric_dtype(data[name]):
         raise TypeError(
@@ -189,7 +189,11 @@ def _response(data: pd.DataFrame, parsed: ParsedFormula) -> np.ndarray:
         )
     if name in data.columns and pd.api.types.is_bool_dtype(data[name]):
         raise TypeError(f"response {name!r} is boolean; a linear mixed model needs a numeric response")
-    lhs = model_matrix(f"{name} ~ 1", data, na_action="raise", context=CONTEXT).lhs
+
+
+def _response(lhs: pd.DataFrame, parsed: ParsedFormula) -> np.ndarray:
+    """y from the left-hand side of the fixed-part model matrix."""
+    name = parsed.response
     if lhs.shape[1] != 1:
         raise TypeError(f"response {name!r} must be a single numeric column")
     return np.asarray(lhs, dtype=float).ravel()
@@ -290,8 +294,9 @@ def model_frame(formula: str, data: pd.DataFrame, *, require_random: bool = True
     data, n_dropped, na_counts = _complete_rows(data, needed)
     if len(data) == 0:
         raise ValueError("no complete rows left after removing rows with missing values")
-    y = _response(data, parsed)
+    _check_response(data, parsed)
     mm = model_matrix(parsed.fixed_formula, data, na_action="raise", context=CONTEXT)
+    y = _response(mm.lhs, parsed)
     names = [_r_name(c) for c in mm.rhs.columns]
     X, keep, dropped = _drop_aliased(np.asarray(mm.rhs, dtype=float), names)
     terms = _sort_terms([_random_term(t, data, residual) for t in parsed.random])

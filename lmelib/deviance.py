@@ -17,8 +17,12 @@ Cholesky factor per level; the remaining terms, X and y form a dense block
 (index R below):
 
     L11 = chol(λᵀ A11_g λ + I) per level g,
-    L21 = Λ_Rᵀ A_R1 Λ1 L11⁻ᵀ            (sparse),
+    L21 = Λ_Rᵀ A_R1 Λ1 L11⁻ᵀ,
     L22 = chol(Λ_Rᵀ A_RR Λ_R + I_z − L21 L21ᵀ).
+
+A_R1 and L21 are dense when L21 L21ᵀ is cheap to form densely (small models,
+and every single-term model): one evaluation is then a handful of small
+array operations.  Large crossed designs keep them sparse.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from functools import cached_property
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
 import scipy.sparse as sp
 
 from .covariance import lambda_of, theta_lower, theta_slices, theta_start
@@ -36,6 +41,7 @@ from .design import ModelFrame
 __all__ = ["CrossProducts", "PLSSolution", "ProfiledDeviance", "objective"]
 
 LOG_2PI = np.log(2 * np.pi)
+DENSE_WORK = 5e7  # r² q1: multiply-adds of a dense L21 L21ᵀ up to which A_R1 is stored dense
 
 
 def objective(ldL2: float, ldRX2: float, pwrss: float, n: int, p: int, reml: bool) -> float:
@@ -62,7 +68,7 @@ class CrossProducts:
     ell1: int  # columns of the first term
     m1: int  # levels of the first term (0: no block-diagonal part)
     A11: np.ndarray  # m1 × ℓ1 × ℓ1: Z1ᵀZ1, one block per level
-    AR1: sp.csr_array | np.ndarray  # r × q1: [Z_rest X y]ᵀ Z1 (dense for a single term)
+    AR1: sp.csr_array | np.ndarray  # r × q1: [Z_rest X y]ᵀ Z1 (dense when small, see DENSE_WORK)
     ARR: np.ndarray  # r × r: [Z_rest X y]ᵀ [Z_rest X y]
     rest: tuple[tuple[int, int, int, int], ...]  # (term index, offset, ℓ, levels) in R
     q_rest: int
@@ -91,13 +97,16 @@ class CrossProducts:
         rest = tuple((k, int(o), frame.terms[k].ell, frame.terms[k].n_levels)
                      for k, o in zip(others, offsets))
         ell1 = first.ell if blocked else 1
+        AR1 = sp.csr_array(R.T @ Zs[0]) if blocked else sp.csr_array((R.shape[1], 0))
+        if R.shape[1] ** 2 * AR1.shape[1] <= DENSE_WORK:
+            AR1 = AR1.toarray()
         return cls(
             n=frame.n,
             p=frame.p,
             ell1=ell1,
             m1=first.n_levels if blocked else 0,
             A11=A11 if blocked else np.zeros((0, 1, 1)),
-            AR1=sp.csr_array(R.T @ Zs[0]) if blocked else sp.csr_array((R.shape[1], 0)),
+            AR1=AR1,
             ARR=(R.T @ R).toarray(),
             rest=rest,
             q_rest=int(offsets[-1]),
@@ -117,6 +126,45 @@ class CrossProducts:
                    A11=_diagonal_blocks(term.codes, term.values, m, sqrtw),
                    AR1=AR1.reshape(R.shape[1], ell, m).transpose(0, 2, 1).reshape(R.shape[1], m * ell),
                    ARR=R.T @ R, rest=(), q_rest=0)
+
+
+def _chol_and_inverse(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cholesky factors of m stacked ℓ × ℓ blocks and their inverses (closed form for ℓ ≤ 2)."""
+    m, ell, _ = M.shape
+    if ell == 1:
+        L = np.sqrt(M)
+        return L, 1.0 / L
+    if ell > 2:
+        L = np.linalg.cholesky(M)
+        return L, np.linalg.inv(L)
+    Mt = M.reshape(m, 4).T  # rows: M00, M01, M10, M11 of every level
+    L, inv = np.zeros((4, m)), np.zeros((4, m))
+    L[0] = np.sqrt(Mt[0])
+    inv[0] = 1.0 / L[0]
+    L[2] = Mt[2] * inv[0]
+    L[3] = np.sqrt(Mt[3] - L[2] * L[2])
+    inv[3] = 1.0 / L[3]
+    inv[2] = -L[2] * inv[0] * inv[3]
+    return L.T.reshape(m, 2, 2), inv.T.reshape(m, 2, 2)
+
+
+def _congruence(lam: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """λᵀ A_g λ for m stacked ℓ × ℓ blocks A_g, as one product with λ ⊗ λ."""
+    m, ell, _ = A.shape
+    kron = (lam[:, None, :, None] * lam[None, :, None, :]).reshape(ell * ell, ell * ell)
+    return (A.reshape(m, ell * ell) @ kron).reshape(m, ell, ell)
+
+
+def _times_blocks(A: np.ndarray, D: np.ndarray) -> np.ndarray:
+    """A @ blockdiag(D_1, ..., D_m) for a dense r × mℓ matrix A and D of shape m × ℓ × ℓ."""
+    m, ell, _ = D.shape
+    if ell == 1:
+        return A * D[:, 0, 0]
+    A3 = A.reshape(A.shape[0], m, ell)
+    out = A3[:, :, :1] * D[None, :, 0, :]
+    for k in range(1, ell):
+        out = out + A3[:, :, k : k + 1] * D[None, :, k, :]
+    return out.reshape(A.shape[0], m * ell)
 
 
 def _rows(Z: sp.sparray, sqrtw, transform) -> sp.csc_array:
@@ -227,13 +275,13 @@ class ProfiledDeviance:
         self.theta_slices = tuple(theta_slices(ells))
         self.lower = np.concatenate([theta_lower(e) for e in ells])
         self.start = np.concatenate([theta_start(e) for e in ells])
-        self._lamR = self._lambda_rest_pattern()
 
     def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
         """The ℓ × ℓ factor λ of each term at θ."""
         return [lambda_of(theta[s], t.ell) for s, t in zip(self.theta_slices, self.frame.terms)]
 
-    def _lambda_rest_pattern(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+    @cached_property
+    def _lamR(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
         """Λ_R's sparsity, made once (lme4's ``Lind``): for each stored value, the θ element
         it holds (−1 for the identity block of [X y])."""
         rows, cols, src = [], [], []
@@ -257,42 +305,58 @@ class ProfiledDeviance:
         data = np.where(src >= 0, theta[np.maximum(src, 0)], 1.0)
         return sp.csr_array((data, indices, indptr), shape=shape)
 
+    def _lambda_rest_t(self, M: np.ndarray, lams: list[np.ndarray]) -> np.ndarray:
+        """Λ_Rᵀ M for a dense M, level by level (Λ_R is block diagonal)."""
+        out = M.copy()
+        for k, offset, ell, m in self.cp.rest:
+            rows = slice(offset, offset + m * ell)
+            if ell == 1:
+                out[rows] *= lams[k][0, 0]
+            else:
+                out[rows] = (lams[k].T @ M[rows].reshape(m, ell, -1)).reshape(m * ell, -1)
+        return out
+
     def solve(self, theta: np.ndarray) -> PLSSolution:
         """Factor A at θ (the blocked Cholesky of the module docstring)."""
         theta = np.asarray(theta, dtype=float)
         cp = self.cp
         lams = self.lambdas(theta)
         lam1 = lams[0] if cp.m1 else np.zeros((1, 1))
-        # Step I: L11 per level, chol(λᵀ A11_g λ + I)
-        M11 = lam1.T @ cp.A11 @ lam1 + np.eye(cp.ell1)
-        L11 = np.linalg.cholesky(M11)
-        # Step II: L21 = Λ_Rᵀ A_R1 (block-diag of λ L11_g⁻ᵀ)
-        inv = np.linalg.inv(L11)  # lower triangular inverses, m1 × ℓ × ℓ
-        D = lam1 @ np.swapaxes(inv, 1, 2)
-        if isinstance(cp.AR1, np.ndarray):  # one term: dense, level by level
-            r = cp.AR1.shape[0]
-            L21 = np.einsum("rgk,gkl->rgl", cp.AR1.reshape(r, cp.m1, cp.ell1), D).reshape(r, -1)
-            S = cp.ARR - L21 @ L21.T
+        # Step I: L11 per level, chol(λᵀ A11_g λ + I), and D = λ L11⁻ᵀ per level
+        if cp.ell1 == 1:
+            L11, inv = _chol_and_inverse(lam1[0, 0] ** 2 * cp.A11 + 1.0)
         else:
+            M11 = _congruence(lam1, cp.A11)
+            M11.reshape(cp.m1, -1)[:, :: cp.ell1 + 1] += 1.0
+            L11, inv = _chol_and_inverse(M11)
+        # Step II: L21 = Λ_Rᵀ A_R1 Λ1 L11⁻ᵀ, level by level;
+        # Step III: the Schur complement Λ_Rᵀ A_RR Λ_R − L21 L21ᵀ (+ I) and its factor L22
+        S = self._lambda_rest_t(self._lambda_rest_t(cp.ARR, lams).T, lams)  # ARR symmetric
+        if isinstance(cp.AR1, np.ndarray):  # dense
+            r = cp.AR1.shape[0]
+            AR1lam = (cp.AR1.reshape(-1, cp.ell1) @ lam1).reshape(r, -1)  # A_R1 Λ1
+            L21 = self._lambda_rest_t(_times_blocks(AR1lam, np.swapaxes(inv, 1, 2)), lams)
+            S -= L21 @ L21.T
+        else:
+            D = lam1 @ np.swapaxes(inv, 1, 2)  # Λ1 L11⁻ᵀ, block by block
             Dsp = sp.bsr_array(
                 (D, np.arange(cp.m1), np.arange(cp.m1 + 1)), shape=(cp.m1 * cp.ell1,) * 2
             )
-            lamR = self._lambda_rest(theta)
-            L21 = sp.csr_array(lamR.T @ (cp.AR1 @ Dsp))
-            # Step III: the Schur complement and its dense Cholesky factor L22
-            S = (lamR.T @ (lamR.T @ cp.ARR).T).T if cp.q_rest else cp.ARR.copy()
-            S = np.asarray(S)
+            L21 = sp.csr_array(self._lambda_rest(theta).T @ (cp.AR1 @ Dsp))
             S -= (L21 @ L21.T).toarray()
-        S[np.arange(cp.q_rest), np.arange(cp.q_rest)] += 1.0
-        try:
-            L22 = scipy.linalg.cholesky(S, lower=True, check_finite=False)
-        except np.linalg.LinAlgError:
+        if cp.q_rest:
+            S.flat[: cp.q_rest * (len(S) + 1) : len(S) + 1] += 1.0
+        L22, info = scipy.linalg.lapack.dpotrf(S, lower=1, clean=1, overwrite_a=1)
+        if info != 0:
             # only the y pivot can vanish: a perfect fit leaves r² = 0
             raise FloatingPointError(
-                f"the penalized least-squares system is not positive definite at theta={theta}"
-            ) from None
+                f"the penalized least-squares system is not positive definite at theta={theta}")
         return PLSSolution(theta, L11, L21, L22, cp.q_rest, cp.p)
 
     def __call__(self, theta: np.ndarray) -> float:
         sol = self.solve(theta)
-        return objective(sol.ldL2, sol.ldRX2, sol.pwrss, self.cp.n, self.cp.p, self.reml)
+        q, p = self.cp.q_rest, self.cp.p
+        logd22 = np.log(sol.L22.diagonal())
+        ldL2 = 2.0 * (np.log(sol.L11.diagonal(axis1=1, axis2=2)).sum() + logd22[:q].sum())
+        ldRX2 = 2.0 * logd22[q : q + p].sum()
+        return objective(ldL2, ldRX2, sol.pwrss, self.cp.n, p, self.reml)
