@@ -305,6 +305,26 @@ class ProfiledDeviance:
         data = np.where(src >= 0, theta[np.maximum(src, 0)], 1.0)
         return sp.csr_array((data, indices, indptr), shape=shape)
 
+    @cached_property
+    def _AR1_rows(self) -> np.ndarray | None:
+        """Row of each stored entry of a sparse A_R1 when every term is scalar (else None)."""
+        cp = self.cp
+        if isinstance(cp.AR1, np.ndarray) or cp.ell1 != 1 or any(ell != 1 for _, _, ell, _ in cp.rest):
+            return None
+        return np.repeat(np.arange(cp.AR1.shape[0]), np.diff(cp.AR1.indptr))
+
+    def _sparse_L21(self, theta: np.ndarray, lams: list[np.ndarray], D: np.ndarray) -> sp.csr_array:
+        """L21 = Λ_Rᵀ A_R1 blockdiag(D) for a sparse A_R1."""
+        cp, rows = self.cp, self._AR1_rows
+        if rows is not None:  # scalar terms: both factors are diagonal, so only the values change
+            row_scale = np.ones(cp.AR1.shape[0])
+            for k, offset, _, m in cp.rest:
+                row_scale[offset : offset + m] = lams[k][0, 0]
+            data = cp.AR1.data * D[:, 0, 0][cp.AR1.indices] * row_scale[rows]
+            return sp.csr_array((data, cp.AR1.indices, cp.AR1.indptr), shape=cp.AR1.shape)
+        Dsp = sp.bsr_array((D, np.arange(cp.m1), np.arange(cp.m1 + 1)), shape=(cp.m1 * cp.ell1,) * 2)
+        return sp.csr_array(self._lambda_rest(theta).T @ (cp.AR1 @ Dsp))
+
     def _lambda_rest_t(self, M: np.ndarray, lams: list[np.ndarray]) -> np.ndarray:
         """Λ_Rᵀ M for a dense M, level by level (Λ_R is block diagonal)."""
         out = M.copy()
@@ -339,10 +359,7 @@ class ProfiledDeviance:
             S -= L21 @ L21.T
         else:
             D = lam1 @ np.swapaxes(inv, 1, 2)  # Λ1 L11⁻ᵀ, block by block
-            Dsp = sp.bsr_array(
-                (D, np.arange(cp.m1), np.arange(cp.m1 + 1)), shape=(cp.m1 * cp.ell1,) * 2
-            )
-            L21 = sp.csr_array(self._lambda_rest(theta).T @ (cp.AR1 @ Dsp))
+            L21 = self._sparse_L21(theta, lams, D)
             S -= (L21 @ L21.T).toarray()
         if cp.q_rest:
             S.flat[: cp.q_rest * (len(S) + 1) : len(S) + 1] += 1.0

@@ -52,13 +52,27 @@ MODELS = [
     ("penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)", [1.5, 3.0]),
     ("pastes", "strength ~ 1 + (1 | batch/cask)", [2.5, 1.2]),
     ("grunfeld", "inv ~ value + capital + (1 | firm) + (1 | year)", [0.9, 0.1]),
+    # a vector-valued second term, and three columns in the first (general block Cholesky)
+    ("produc", "log(gsp) ~ log(pc) + (1 | state) + (unemp | region)", [3.0, 1.0, -0.2, 0.3]),
+    ("produc", "log(gsp) ~ log(pc) + (1 + unemp + log(pc) | state) + (1 | region)",
+     [2.0, 0.1, -0.3, 0.4, 0.05, 0.2, 1.5]),
 ]
+
+
+@pytest.fixture(params=["dense", "sparse"])
+def storage(request, monkeypatch):
+    """A_R1 and L21 stored dense (small models, the default) or sparse (large crossed designs)."""
+    if request.param == "sparse":
+        monkeypatch.setattr(lmelib.deviance, "DENSE_WORK", 0)
+    return request.param
 
 
 @pytest.mark.parametrize("reml", [True, False])
 @pytest.mark.parametrize("data, formula, theta", MODELS)
-def test_matches_dense_likelihood(data, formula, theta, reml):
+def test_matches_dense_likelihood(data, formula, theta, reml, storage):
     frame = model_frame(formula, lmelib.datasets.load(data))
+    if len(frame.terms) > 1:
+        assert isinstance(CrossProducts.of(frame).AR1, np.ndarray) == (storage == "dense")
     f = ProfiledDeviance(frame, reml)
     for scale in (0.5, 1.0, 2.0):
         th = scale * np.array(theta)
@@ -66,7 +80,7 @@ def test_matches_dense_likelihood(data, formula, theta, reml):
 
 
 @pytest.mark.parametrize("data, formula, theta", MODELS)
-def test_weighted_and_mixing_transform(data, formula, theta):
+def test_weighted_and_mixing_transform(data, formula, theta, storage):
     frame = model_frame(formula, lmelib.datasets.load(data))
     rng = np.random.default_rng(7)
     sqrtw = np.sqrt(rng.uniform(0.5, 2.0, frame.n))
