@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 import pandas as pd
@@ -109,7 +109,9 @@ class ModelFrame:
 def _required_columns(parsed: ParsedFormula) -> list[str]:
     needed = list(Formula(parsed.fixed_formula).required_variables)
     for term in parsed.random:
-        needed += list(Formula(term.expr).required_variables) + list(term.factors)
+        if term.expr.strip() != "1":
+            needed += list(Formula(term.expr).required_variables)
+        needed += list(term.factors)
     return list(dict.fromkeys(sorted(needed)))
 
 
@@ -245,18 +247,28 @@ def _check_grouping(name: str, levels: pd.Index, n: int, q: int, term: RandomTer
         )
 
 
+@lru_cache(maxsize=1)
+def _intercept_spec():
+    """The model spec of ``1``, which needs no data: (1 | g) terms skip formulaic's evaluation."""
+    return model_matrix("1", pd.DataFrame(index=range(1)), context=CONTEXT).model_spec
+
+
 def _random_term(term: RandomTerm, data: pd.DataFrame, residual: bool = True) -> ReTerm:
-    mm = model_matrix(term.expr, data, na_action="raise", context=CONTEXT)
-    if mm.shape[1] == 0:
-        raise ValueError(f"random-effects term {term} has no columns")
+    if term.expr.strip() == "1":
+        columns, values, spec = ("(Intercept)",), np.ones((len(data), 1)), _intercept_spec()
+    else:
+        mm = model_matrix(term.expr, data, na_action="raise", context=CONTEXT)
+        if mm.shape[1] == 0:
+            raise ValueError(f"random-effects term {term} has no columns")
+        columns, values, spec = tuple(_r_name(c) for c in mm.columns), np.asarray(mm, float), mm.model_spec
     codes, levels = grouping_codes(data, term.factors)
     re = ReTerm(
         term=term,
-        columns=tuple(_r_name(c) for c in mm.columns),
+        columns=columns,
         levels=levels,
         codes=codes.astype(np.intp),
-        values=np.asarray(mm, dtype=float),
-        spec=mm.model_spec,
+        values=values,
+        spec=spec,
     )
     _check_grouping(term.name, levels, len(data), re.q, term, residual)
     return re
