@@ -114,6 +114,32 @@ class CrossProducts:
 
 
     @classmethod
+    def from_gram(cls, frame: ModelFrame, A: np.ndarray) -> "CrossProducts":
+        """From the full Gram matrix A = MᵀM of a (transformed) M = [Z X y], columns in that order.
+
+        The first term's block is block diagonal when the transform keeps each row within
+        one of its levels (its other entries are then exact zeros); otherwise m1 = 0.
+        """
+        first = frame.terms[0]
+        q1, ell, m = first.q, first.ell, first.n_levels
+        B = A[:q1, :q1].reshape(m, ell, m, ell).transpose(0, 2, 1, 3)  # level × level × ℓ × ℓ
+        diag = B[np.arange(m), np.arange(m)].copy()
+        blocked = np.count_nonzero(B) == np.count_nonzero(diag)
+        k0, split = (1, q1) if blocked else (0, 0)
+        others = range(k0, len(frame.terms))
+        offsets = np.cumsum([0] + [frame.terms[k].q for k in others])
+        AR1 = A[split:, :split]
+        if AR1.shape[0] ** 2 * AR1.shape[1] > DENSE_WORK:
+            AR1 = sp.csr_array(AR1)
+        return cls(
+            n=frame.n, p=frame.p, ell1=ell if blocked else 1, m1=m if blocked else 0,
+            A11=diag if blocked else np.zeros((0, 1, 1)), AR1=AR1, ARR=A[split:, split:].copy(),
+            rest=tuple((k, int(o), frame.terms[k].ell, frame.terms[k].n_levels)
+                       for k, o in zip(others, offsets)),
+            q_rest=int(offsets[-1]),
+        )
+
+    @classmethod
     def _single_term(cls, frame: ModelFrame, X, y, sqrtw) -> "CrossProducts":
         """One random-effects term: every block by bincount over its levels, no sparse algebra."""
         term = frame.terms[0]

@@ -310,13 +310,23 @@ class StructuredDeviance:
     log |R/σ²| is added (the Jacobian of the whitening).
     """
 
+    DENSE_ROWS = 4_000_000  # [Z X y] is kept as a dense n × (q + p + 1) array up to this size
+
     def __init__(self, frame: ModelFrame, reml: bool, errors: ErrorModel):
         self.frame, self.reml, self.errors = frame, reml, errors
         self.k = sum(t.ell * (t.ell + 1) // 2 for t in frame.terms)  # length of θ
+        width = frame.Z.shape[1] + frame.p + 1
+        self._M = (np.column_stack([frame.Z.toarray(), frame.X, frame.y])
+                   if frame.n * width <= self.DENSE_ROWS else None)
 
     def _devfun(self, psi) -> tuple[ProfiledDeviance, float]:
         T, logdet = self.errors.transform(psi)
-        return ProfiledDeviance(self.frame, self.reml, cp=CrossProducts.of(self.frame, transform=T)), logdet
+        if self._M is None:
+            cp = CrossProducts.of(self.frame, transform=T)
+        else:  # small data: one sparse-times-dense product and one Gram matrix per evaluation
+            TM = T @ self._M
+            cp = CrossProducts.from_gram(self.frame, TM.T @ TM)
+        return ProfiledDeviance(self.frame, self.reml, cp=cp), logdet
 
     def __call__(self, x: np.ndarray) -> float:
         f, logdet = self._devfun(x[self.k:])

@@ -21,6 +21,7 @@ structures: :class:`AR1` (integer times), :class:`CAR1` (continuous times),
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -172,10 +173,15 @@ class ARMA:
         def coefs(psi):
             return _pacf_to_ar(np.tanh(psi[: self.p])), -_pacf_to_ar(np.tanh(psi[self.p :]))
 
+        longest = max(len(g) for g in groups)
+        last = {}  # the autocorrelations at the last ψ, shared by all groups
+
         def corr(psi, k):
-            ar, ma = coefs(psi)
-            acf = _arma_acf(ar, ma, len(groups[k]))
-            return scipy.linalg.toeplitz(acf)
+            key = np.asarray(psi, float).tobytes()
+            if key not in last:
+                last.clear()
+                last[key] = _arma_acf(*coefs(psi), longest)
+            return scipy.linalg.toeplitz(last[key][: len(groups[k])])
 
         names = [f"Phi{i + 1}" for i in range(self.p)] + [f"Theta{i + 1}" for i in range(self.q)]
         return _BoundCor(names, np.zeros(self.p + self.q), groups, corr,
@@ -249,6 +255,27 @@ class ErrorModel:
             names += part.names
         return pd.Series(np.concatenate(vals), index=names, dtype=float)
 
+    @cached_property
+    def _pattern(self) -> tuple[list, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """T's sparsity, made once: the groups by size (their correlation blocks are factored
+        together), the lower-triangle positions in each, and the CSR order of all entries."""
+        sizes: dict[int, list[int]] = {}
+        for k, idx in enumerate(self.cor.groups):
+            sizes.setdefault(len(idx), []).append(k)
+        classes, rows, cols = [], [], []
+        for size, ks in sizes.items():
+            r, c = np.tril_indices(size)
+            idx = np.stack([self.cor.groups[k] for k in ks])  # groups × size, rows in time order
+            classes.append((ks, r, c))
+            rows.append(idx[:, r].ravel()), cols.append(idx[:, c].ravel())
+        covered = np.zeros(self.n, dtype=bool)
+        covered[np.concatenate(self.cor.groups)] = True
+        single = np.flatnonzero(~covered)
+        rows, cols = np.concatenate(rows + [single]), np.concatenate(cols + [single])
+        order = np.lexsort((cols, rows))
+        indptr = np.searchsorted(rows[order], np.arange(self.n + 1))
+        return classes, order, (cols[order], indptr, single)
+
     def transform(self, psi) -> tuple[sp.csr_array, float]:
         """T = L⁻¹ S⁻¹ and log |S C S| at ψ."""
         subs = dict(zip([id(p) for p in self._parts], self.split(psi)))
@@ -256,19 +283,16 @@ class ErrorModel:
         logdet = 2.0 * np.log(s).sum()
         if self.cor is None:
             return sp.diags_array(1.0 / s, format="csr"), logdet
-        rows, cols, vals = [], [], []
-        covered = np.zeros(self.n, dtype=bool)
-        for k, idx in enumerate(self.cor.groups):
-            L = np.linalg.cholesky(self.cor.corr(subs[id(self.cor)], k))
-            Linv, _ = scipy.linalg.lapack.dtrtri(L, lower=1)  # small: LAPACK directly, no threaded BLAS
-            logdet += 2.0 * np.log(np.diag(L)).sum()
-            r, c = np.nonzero(Linv)
-            rows.append(idx[r]), cols.append(idx[c]), vals.append(Linv[r, c] / s[idx[c]])
-            covered[idx] = True
-        single = np.flatnonzero(~covered)
-        rows.append(single), cols.append(single), vals.append(1.0 / s[single])
-        T = sp.csr_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(self.n, self.n))
-        return T, logdet
+        classes, order, (indices, indptr, single) = self._pattern
+        vals = []
+        for ks, r, c in classes:
+            C = np.stack([self.cor.corr(subs[id(self.cor)], k) for k in ks])
+            L = np.linalg.cholesky(C)  # one call for every group of this size
+            logdet += 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum()
+            vals.append(np.linalg.inv(L)[:, r, c].ravel())
+        vals.append(np.ones(len(single)))
+        data = np.concatenate(vals)[order] / s[indices]  # T = L⁻¹ S⁻¹: column j scaled by 1/s_j
+        return sp.csr_array((data, indices, indptr), shape=(self.n, self.n)), logdet
 
     @property
     def label(self) -> str:
@@ -342,14 +366,29 @@ def _pacf_to_ar(pacf: np.ndarray) -> np.ndarray:
 
 
 def _arma_acf(ar: np.ndarray, ma: np.ndarray, nlags: int) -> np.ndarray:
-    """Autocorrelations 0..nlags−1 of ARMA(ar, ma) (ε_t = Σ ar_i ε_{t−i} + a_t + Σ ma_j a_{t−j})."""
-    n = nlags + 200 + 50 * (len(ar) + len(ma))
-    psi = np.zeros(n)  # MA(∞) weights
+    """Autocorrelations 0..nlags−1 of ARMA(ar, ma) (ε_t = Σ ar_i ε_{t−i} + a_t + Σ ma_j a_{t−j}).
+
+    Exact (Brockwell & Davis 1991, section 3.3): with ψ_j the MA(∞) weights, the
+    autocovariances satisfy γ(k) − Σ ar_i γ(|k − i|) = Σ_{j ≥ k} ma_j ψ_{j−k}
+    (ma_0 = 1); k = 0..p is a linear system for γ(0..p), larger k a recursion.
+    """
+    p, q = len(ar), len(ma)
+    theta = np.concatenate([[1.0], ma])
+    psi = np.zeros(q + 1)
     psi[0] = 1.0
-    for k in range(1, n):
-        psi[k] = (ma[k - 1] if k - 1 < len(ma) else 0.0) + sum(ar[i] * psi[k - 1 - i] for i in range(min(len(ar), k)))
-    gamma = np.array([psi[: n - h] @ psi[h:] for h in range(nlags)])
-    return gamma / gamma[0]
+    for j in range(1, q + 1):
+        psi[j] = theta[j] + sum(ar[i - 1] * psi[j - i] for i in range(1, min(j, p) + 1))
+    top = max(nlags, p + 1, q + 1)
+    rhs = np.array([theta[k:] @ psi[: q + 1 - k] if k <= q else 0.0 for k in range(top)])
+    A = np.eye(p + 1)
+    for k in range(p + 1):
+        for i in range(1, p + 1):
+            A[k, abs(k - i)] -= ar[i - 1]
+    gamma = np.zeros(top)
+    gamma[: p + 1] = np.linalg.solve(A, rhs[: p + 1])
+    for k in range(p + 1, top):
+        gamma[k] = sum(ar[i - 1] * gamma[k - i] for i in range(1, p + 1)) + rhs[k]
+    return gamma[:nlags] / gamma[0]
 
 
 def residual_acf(r: np.ndarray, groups: list[np.ndarray], maxlag: int | None = None) -> pd.Series:

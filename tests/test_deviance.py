@@ -100,3 +100,20 @@ def test_deviance_is_pure():
     a = f(np.array([1.0, 0.0, 1.0]))
     f(np.array([0.2, 0.5, 0.1]))
     assert f(np.array([1.0, 0.0, 1.0])) == a
+
+
+@pytest.mark.parametrize("data, formula, theta", MODELS)
+def test_from_gram_matrix(data, formula, theta, storage):
+    """Cross-products from the Gram matrix of a transformed, dense [Z X y] (small error-structure fits)."""
+    frame = model_frame(formula, lmelib.datasets.load(data))
+    M = np.column_stack([frame.Z.toarray(), frame.X, frame.y])
+    rng = np.random.default_rng(3)
+    mixing = sp.csr_array(sp.eye(frame.n) - 0.4 * sp.eye(frame.n, k=-1))
+    scaling = sp.diags_array(rng.uniform(0.5, 2.0, frame.n), format="csr")
+    th = np.array(theta)
+    for T, blocked in ((mixing, False), (scaling, True)):
+        TM = T @ M
+        cp = CrossProducts.from_gram(frame, TM.T @ TM)
+        assert (cp.m1 > 0) == blocked
+        f = ProfiledDeviance(frame, False, cp=cp)
+        assert f(th) == pytest.approx(dense_deviance(frame, th, False, transform=T), rel=1e-10)

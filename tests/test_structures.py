@@ -237,3 +237,17 @@ def test_plot_acf_draws_one_bar_per_lag():
     ax = lmelib.plot_acf(m.acf(6), m.nobs)
     assert len(ax.collections[0].get_segments()) == 7
     assert ax.get_xlabel() == "lag"
+
+
+@pytest.mark.parametrize("ar, ma, want", [
+    ([0.6], [], 0.6 ** np.arange(5)),  # AR(1): φ^k
+    ([], [0.5], [1, 0.5 / 1.25, 0, 0, 0]),  # MA(1): θ / (1 + θ²) at lag 1, then 0
+    ([0.5, -0.3], [], [1, 0.5 / 1.3, 0.5 * 0.5 / 1.3 - 0.3]),  # AR(2): Yule–Walker
+    # ARMA(1, 1): ρ1 = (1 + φθ)(φ + θ) / (1 + 2φθ + θ²), then ρk = φ ρ(k−1)
+    ([0.7], [0.4], [1, 1.28 * 1.1 / 1.72, 0.7 * 1.28 * 1.1 / 1.72, 0.49 * 1.28 * 1.1 / 1.72]),
+])
+def test_arma_autocorrelations_closed_forms(ar, ma, want):
+    from lmelib.structures import _arma_acf
+
+    got = _arma_acf(np.array(ar, float), np.array(ma, float), len(want))
+    assert got == pytest.approx(np.array(want, float), abs=1e-12)
