@@ -568,11 +568,17 @@ def _notes(comps, fits, table: pd.DataFrame, boundary: bool, nsim: int) -> tuple
             notes.append(f"{c.smaller} vs {c.larger}: no simulated LRT reached the observed one, so "
                          "the bootstrap p-value is at its floor 1/(n + 1) and the p-value is "
                          "probably smaller; increase nsim to resolve it.")
-    for c, small in zip(comps, fits):
-        if c.kind not in ("fixed", "none") and isinstance(small, LinearMixedModel) and small.singular:
+    for c, small, large in zip(comps, fits, fits[1:]):
+        if c.kind in ("fixed", "none"):
+            continue
+        if isinstance(small, LinearMixedModel) and small.singular:
             notes.append(f"{c.smaller} is a singular fit (a variance estimated as 0 or a correlation "
                          "as ±1), so the χ² approximations for tests against it are rough; a "
                          "parametric bootstrap is safer.")
+        if isinstance(large, LinearMixedModel) and large.singular:
+            notes.append(f"{c.larger} is a singular fit (a variance estimated as 0 or a correlation "
+                         f"as ±1): the data do not support all of the covariance parameters it adds "
+                         f"to {c.smaller}, so its variance estimates should not be read as they stand.")
     if boundary:
         notes.append("Pr(>Chisq) is the p-value of the 'test' column; lme4 prints the naive χ²(Df) "
                      "one, shown as 'Pr(>Chisq) naive'.")

@@ -432,3 +432,16 @@ def test_same_groups_under_another_name_are_nested():
     table = lmelib.anova(a, b).table
     assert table["test"].iloc[1] == "0.5·χ²(0) + 0.5·χ²(1)"
     assert table["Chisq"].iloc[1] == pytest.approx(2 * (b.loglik - a.loglik))
+
+
+def test_singular_models_get_a_note():
+    """A singular fit on either side of a test of variances is named in the notes."""
+    ri = fit_lmer("jsp.csv", "math5 ~ math3 + (1 | school)", False)
+    rs = fit_lmer("jsp.csv", "math5 ~ math3 + (math3 | school)", False)  # correlation -1: singular
+    assert rs.singular and not ri.singular
+    notes = " ".join(anova(ri, rs, model_names=["ri", "rs"]).notes)
+    assert "rs is a singular fit" in notes and "ri is a singular fit" not in notes
+    sleep0 = fit_lmer(SLEEP, "Reaction ~ Days + (1 | Subject)", False)
+    sleep1 = fit_lmer(SLEEP, "Reaction ~ Days + (Days | Subject)", False)
+    assert not sleep1.singular
+    assert "singular" not in " ".join(anova(sleep0, sleep1).notes)
