@@ -153,7 +153,10 @@ def n_rows(name: str) -> int | None:
     return None
 
 def n_repeats(warmup_seconds: float, max_repeats: int) -> int:
-    """Repeats after the warm-up: fewer for slow fits (same rule in the worker and in R)."""
+    """Repeats after the warm-up: more for fits of milliseconds, whose times a busy machine
+    disturbs most; fewer for slow fits (same rule in the worker and in R)."""
+    if warmup_seconds < 0.1:
+        return 4 * max_repeats
     if warmup_seconds < 2:
         return max_repeats
     if warmup_seconds < 15:

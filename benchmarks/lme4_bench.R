@@ -15,7 +15,8 @@
 ## timed); then per model and method one warm-up fit, then `repeats` fits each
 ## timed with system.time()["elapsed"], and the median is reported.  The number
 ## of repeats follows the warm-up time, with the same rule as the Python side:
-## < 2 s: max_repeats, < 15 s: min(3, max_repeats), otherwise 1.
+## < 0.1 s: 4 * max_repeats, < 2 s: max_repeats, < 15 s: min(3, max_repeats),
+## otherwise 1.
 ## Also timed: one evaluation of lme4's deviance function (devFunOnly = TRUE)
 ## at the fitted theta.
 
@@ -30,7 +31,7 @@ spec <- fromJSON(args[1], simplifyVector = FALSE)
 max_repeats <- as.integer(spec$max_repeats)
 
 n_repeats <- function(t) {
-  if (t < 2) max_repeats else if (t < 15) min(max_repeats, 3L) else 1L
+  if (t < 0.1) 4L * max_repeats else if (t < 2) max_repeats else if (t < 15) min(max_repeats, 3L) else 1L
 }
 
 load_model_data <- function(d) {
