@@ -109,7 +109,7 @@ class ModelFrame:
 def _required_columns(parsed: ParsedFormula) -> list[str]:
     needed = list(Formula(parsed.fixed_formula).required_variables)
     for term in parsed.random:
-        if term.expr.strip() != "1":
+        if not _intercept_only(term):
             needed += list(Formula(term.expr).required_variables)
         needed += list(term.factors)
     return list(dict.fromkeys(sorted(needed)))
@@ -247,6 +247,11 @@ def _check_grouping(name: str, levels: pd.Index, n: int, q: int, term: RandomTer
         )
 
 
+def _intercept_only(term: RandomTerm) -> bool:
+    """A (1 | g) term: its model matrix is a column of ones, built without formulaic."""
+    return term.expr.strip() == "1"
+
+
 @lru_cache(maxsize=1)
 def _intercept_spec():
     """The model spec of ``1``, which needs no data: (1 | g) terms skip formulaic's evaluation."""
@@ -254,7 +259,7 @@ def _intercept_spec():
 
 
 def _random_term(term: RandomTerm, data: pd.DataFrame, residual: bool = True) -> ReTerm:
-    if term.expr.strip() == "1":
+    if _intercept_only(term):
         columns, values, spec = ("(Intercept)",), np.ones((len(data), 1)), _intercept_spec()
     else:
         mm = model_matrix(term.expr, data, na_action="raise", context=CONTEXT)

@@ -93,25 +93,30 @@ class CrossProducts:
         others = list(range(1 if blocked else 0, len(frame.terms)))
         R = sp.hstack([Zs[k] for k in others] + [sp.csc_array(X), sp.csc_array(y[:, None])],
                       format="csc")
-        offsets = np.cumsum([0] + [frame.terms[k].q for k in others])
-        rest = tuple((k, int(o), frame.terms[k].ell, frame.terms[k].n_levels)
-                     for k, o in zip(others, offsets))
-        ell1 = first.ell if blocked else 1
         AR1 = sp.csr_array(R.T @ Zs[0]) if blocked else sp.csr_array((R.shape[1], 0))
-        if R.shape[1] ** 2 * AR1.shape[1] <= DENSE_WORK:
-            AR1 = AR1.toarray()
+        return cls._blocked(frame, blocked, A11, AR1, (R.T @ R).toarray())
+
+    @classmethod
+    def _blocked(cls, frame: ModelFrame, blocked: bool, A11, AR1, ARR) -> "CrossProducts":
+        """Assemble the blocks: the first term apart when ``blocked``, the rest in R."""
+        others = range(1 if blocked else 0, len(frame.terms))
+        offsets = np.cumsum([0] + [frame.terms[k].q for k in others])
+        dense_ar1 = AR1.shape[0] ** 2 * AR1.shape[1] <= DENSE_WORK
+        if dense_ar1 != isinstance(AR1, np.ndarray):
+            AR1 = AR1.toarray() if dense_ar1 else sp.csr_array(AR1)
+        first = frame.terms[0]
         return cls(
             n=frame.n,
             p=frame.p,
-            ell1=ell1,
+            ell1=first.ell if blocked else 1,
             m1=first.n_levels if blocked else 0,
             A11=A11 if blocked else np.zeros((0, 1, 1)),
             AR1=AR1,
-            ARR=(R.T @ R).toarray(),
-            rest=rest,
+            ARR=ARR,
+            rest=tuple((k, int(o), frame.terms[k].ell, frame.terms[k].n_levels)
+                       for k, o in zip(others, offsets)),
             q_rest=int(offsets[-1]),
         )
-
 
     @classmethod
     def from_gram(cls, frame: ModelFrame, A: np.ndarray) -> "CrossProducts":
@@ -125,19 +130,8 @@ class CrossProducts:
         B = A[:q1, :q1].reshape(m, ell, m, ell).transpose(0, 2, 1, 3)  # level × level × ℓ × ℓ
         diag = B[np.arange(m), np.arange(m)].copy()
         blocked = np.count_nonzero(B) == np.count_nonzero(diag)
-        k0, split = (1, q1) if blocked else (0, 0)
-        others = range(k0, len(frame.terms))
-        offsets = np.cumsum([0] + [frame.terms[k].q for k in others])
-        AR1 = A[split:, :split]
-        if AR1.shape[0] ** 2 * AR1.shape[1] > DENSE_WORK:
-            AR1 = sp.csr_array(AR1)
-        return cls(
-            n=frame.n, p=frame.p, ell1=ell if blocked else 1, m1=m if blocked else 0,
-            A11=diag if blocked else np.zeros((0, 1, 1)), AR1=AR1, ARR=A[split:, split:].copy(),
-            rest=tuple((k, int(o), frame.terms[k].ell, frame.terms[k].n_levels)
-                       for k, o in zip(others, offsets)),
-            q_rest=int(offsets[-1]),
-        )
+        split = q1 if blocked else 0
+        return cls._blocked(frame, blocked, diag, A[split:, :split], A[split:, split:].copy())
 
     @classmethod
     def _single_term(cls, frame: ModelFrame, X, y, sqrtw) -> "CrossProducts":
@@ -237,18 +231,21 @@ class PLSSolution:
         """Penalized weighted residual sum of squares r²θ (eqn. 21)."""
         return float(self.L22[-1, -1] ** 2)
 
+    @cached_property
+    def _log_diag22(self) -> np.ndarray:
+        return np.log(self.L22.diagonal())
+
     @property
     def ldL2(self) -> float:
         """log |Lθ|² of the random-effects block (eqn. 34)."""
-        d11 = np.diagonal(self.L11, axis1=1, axis2=2)
-        d22 = np.diag(self.L22)[: self.q_rest]
-        return 2.0 * (np.log(d11).sum() + np.log(d22).sum())
+        d11 = self.L11.diagonal(axis1=1, axis2=2)
+        return 2.0 * (np.log(d11).sum() + self._log_diag22[: self.q_rest].sum())
 
     @property
     def ldRX2(self) -> float:
         """log |R_X|², the REML correction (eqn. 41)."""
         q = self.q_rest
-        return 2.0 * np.log(np.diag(self.L22)[q : q + self.p]).sum()
+        return 2.0 * self._log_diag22[q : q + self.p].sum()
 
     @property
     def RX(self) -> np.ndarray:
@@ -398,8 +395,4 @@ class ProfiledDeviance:
 
     def __call__(self, theta: np.ndarray) -> float:
         sol = self.solve(theta)
-        q, p = self.cp.q_rest, self.cp.p
-        logd22 = np.log(sol.L22.diagonal())
-        ldL2 = 2.0 * (np.log(sol.L11.diagonal(axis1=1, axis2=2)).sum() + logd22[:q].sum())
-        ldRX2 = 2.0 * logd22[q : q + p].sum()
-        return objective(ldL2, ldRX2, sol.pwrss, self.cp.n, p, self.reml)
+        return objective(sol.ldL2, sol.ldRX2, sol.pwrss, self.cp.n, self.cp.p, self.reml)

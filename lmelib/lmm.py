@@ -315,9 +315,9 @@ class StructuredDeviance:
     def __init__(self, frame: ModelFrame, reml: bool, errors: ErrorModel):
         self.frame, self.reml, self.errors = frame, reml, errors
         self.k = sum(t.ell * (t.ell + 1) // 2 for t in frame.terms)  # length of θ
-        width = frame.Z.shape[1] + frame.p + 1
-        self._M = (np.column_stack([frame.Z.toarray(), frame.X, frame.y])
-                   if frame.n * width <= self.DENSE_ROWS else None)
+        Z = frame.Z
+        self._M = (np.column_stack([Z.toarray(), frame.X, frame.y])
+                   if frame.n * (Z.shape[1] + frame.p + 1) <= self.DENSE_ROWS else None)
 
     def _devfun(self, psi) -> tuple[ProfiledDeviance, float]:
         T, logdet = self.errors.transform(psi)

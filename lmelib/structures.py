@@ -26,7 +26,6 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 import scipy.linalg
-import scipy.linalg.lapack
 import scipy.sparse as sp
 
 __all__ = ["VarIdent", "VarPower", "VarExp", "AR1", "CAR1", "CompSymm", "ARMA", "ErrorModel",
