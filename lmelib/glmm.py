@@ -514,7 +514,8 @@ def _optimize(pirls: PIRLS, frame: ModelFrame, nagq: int) -> tuple[OptSummary, M
         state["u"], state["beta"] = mode.u, mode.beta
         return mode.laplace
 
-    first = minimize(stage1, start, lower, ftol_rel=1e-8, ftol_abs=1e-6, xtol_abs=1e-6)
+    first = minimize(stage1, start, lower, ftol_rel=1e-8, ftol_abs=1e-6, xtol_abs=1e-6,
+                     polish_result=False)
     mode1 = pirls.mode(first.final, state["beta"], state["u"], with_beta=True)
     state["u"] = mode1.u
 

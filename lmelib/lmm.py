@@ -17,7 +17,7 @@ import scipy.linalg
 
 from .covariance import lambda_of, theta_slices
 from .design import ModelFrame, model_frame
-from .deviance import CrossProducts, PLSSolution, ProfiledDeviance, objective
+from .deviance import CrossProducts, PLSSolution, ProfiledDeviance, objective, ols
 from .structures import ErrorModel
 from .optimize import OptSummary, minimize
 from .ranef import (conditional_variances, new_codes_values, ranef_frames, split_b,
@@ -316,16 +316,19 @@ class StructuredDeviance:
         self.frame, self.reml, self.errors = frame, reml, errors
         self.k = sum(t.ell * (t.ell + 1) // 2 for t in frame.terms)  # length of θ
         Z = frame.Z
-        self._M = (np.column_stack([Z.toarray(), frame.X, frame.y])
+        # y − Xβ0 in place of y, as CrossProducts.of(center_y=True): same fit, fewer digits lost
+        self._beta0 = ols(frame.X, frame.y) if frame.p else None
+        y0 = frame.y if self._beta0 is None else frame.y - frame.X @ self._beta0
+        self._M = (np.column_stack([Z.toarray(), frame.X, y0])
                    if frame.n * (Z.shape[1] + frame.p + 1) <= self.DENSE_ROWS else None)
 
     def _devfun(self, psi) -> tuple[ProfiledDeviance, float]:
         T, logdet = self.errors.transform(psi)
         if self._M is None:
-            cp = CrossProducts.of(self.frame, transform=T)
+            cp = CrossProducts.of(self.frame, transform=T, center_y=True)
         else:  # small data: one sparse-times-dense product and one Gram matrix per evaluation
             TM = T @ self._M
-            cp = CrossProducts.from_gram(self.frame, TM.T @ TM)
+            cp = CrossProducts.from_gram(self.frame, TM.T @ TM, self._beta0)
         return ProfiledDeviance(self.frame, self.reml, cp=cp), logdet
 
     def __call__(self, x: np.ndarray) -> float:
