@@ -45,6 +45,11 @@ LOG_2PI = np.log(2 * np.pi)
 DENSE_WORK = 5e7  # r² q1: multiply-adds of a dense L21 L21ᵀ up to which A_R1 is stored dense
 
 
+def dense_rows(frame: ModelFrame) -> int:
+    """Rows of L's dense block L22: the terms after the first, X and y."""
+    return sum(t.q for t in frame.terms[1:]) + frame.p + 1
+
+
 def objective(ldL2: float, ldRX2: float, pwrss: float, n: int, p: int, reml: bool) -> float:
     """ML deviance (eqn. 34) or REML criterion (eqn. 41) from the PLS pieces."""
     if reml:

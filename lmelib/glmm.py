@@ -27,17 +27,19 @@ import scipy.linalg
 import scipy.stats
 
 from .covariance import lambda_of, theta_lower, theta_slices, theta_start
-from .deviance import CrossProducts, PLSSolution, ProfiledDeviance
+from .deviance import CrossProducts, PLSSolution, ProfiledDeviance, dense_rows
 from .design import ModelFrame, model_frame
 from .family import Family, family as make_family
 from .optimize import OptSummary, hessian, minimize
 from .ranef import (conditional_variances, new_codes_values, ranef_frames, split_b,
                     tidy_ranef, varcorr_table, zb)
 from . import summary as _summary
+from .threads import fit_threads
 
 __all__ = ["glmer", "GeneralizedLinearMixedModel"]
 
 PIRLS_TOL = 1e-10
+PIRLS_STEP_TOL = 1e-10
 PIRLS_MAXIT = 50
 
 
@@ -179,7 +181,11 @@ class PIRLS:
                 if new[0] <= pdev + 1e-10 * abs(pdev):
                     break
                 u_new, beta_new = (u + u_new) / 2, (beta + beta_new) / 2
-            converged = abs(pdev - new[0]) < PIRLS_TOL * (abs(new[0]) + 0.1)
+            # converged when the deviance and the modes themselves settle: log |L|² depends on u
+            # to first order (through the weights), so a loose u would make the objective noisy
+            step = max(np.max(np.abs(u_new - u), initial=0.0), np.max(np.abs(beta_new - beta), initial=0.0))
+            converged = (abs(pdev - new[0]) < PIRLS_TOL * (abs(new[0]) + 0.1)
+                         and step < PIRLS_STEP_TOL * (1.0 + np.max(np.abs(u_new), initial=0.0)))
             u, beta, (pdev, eta, mu, ll) = u_new, beta_new, new
             if converged:
                 break
@@ -295,7 +301,8 @@ class GeneralizedLinearMixedModel:
         y = (_binomial_response(response, pw, name) if fam.name == "binomial"
              else _poisson_response(response, name))
         pirls = PIRLS(frame, fam, y, pw, off)
-        optsum, mode = _optimize(pirls, frame, nagq)
+        with fit_threads(dense_rows(frame)):
+            optsum, mode = _optimize(pirls, frame, nagq)
         m = cls(frame, fam, nagq, formula, y, pw, off, optsum, mode)
         m._warn_if_degenerate()
         return m

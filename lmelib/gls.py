@@ -26,6 +26,7 @@ from .fitted import FittedModel
 from .deviance import objective
 from .optimize import OptSummary, minimize
 from .structures import ErrorModel
+from .threads import fit_threads
 
 __all__ = ["gls", "GLSModel"]
 
@@ -80,7 +81,8 @@ class GLSModel(FittedModel):
     def fit(cls, frame: ModelFrame, errors: ErrorModel, reml: bool = True) -> "GLSModel":
         n, p = frame.n, frame.p
         f = lambda psi: _WLS.at(frame, errors, psi).criterion(n, p, reml)
-        optsum = minimize(f, errors.start, np.full(len(errors.start), -np.inf))
+        with fit_threads(p + 1):
+            optsum = minimize(f, errors.start, np.full(len(errors.start), -np.inf))
         return cls(frame, errors, bool(reml), optsum, _WLS.at(frame, errors, optsum.final))
 
     def refit(self, reml: bool) -> "GLSModel":

@@ -17,13 +17,14 @@ import scipy.linalg
 
 from .covariance import lambda_of, theta_slices
 from .design import ModelFrame, model_frame
-from .deviance import CrossProducts, PLSSolution, ProfiledDeviance, objective, ols
+from .deviance import CrossProducts, PLSSolution, ProfiledDeviance, dense_rows, objective, ols
 from .structures import ErrorModel
 from .optimize import OptSummary, minimize
 from .ranef import (conditional_variances, new_codes_values, ranef_frames, split_b,
                     tidy_ranef, varcorr_table, zb)
 from . import summary as _summary
 from .fitted import FittedModel
+from .threads import fit_threads
 
 __all__ = ["LinearMixedModel", "lmer"]
 
@@ -66,6 +67,11 @@ class LinearMixedModel(FittedModel):
 
     @classmethod
     def fit(cls, frame: ModelFrame, reml: bool = True, errors: ErrorModel | None = None) -> "LinearMixedModel":
+        with fit_threads(dense_rows(frame)):
+            return cls._fit(frame, reml, errors)
+
+    @classmethod
+    def _fit(cls, frame: ModelFrame, reml: bool, errors: ErrorModel | None) -> "LinearMixedModel":
         devfun = ProfiledDeviance(frame, reml)
         if errors is None:
             optsum = minimize(devfun, devfun.start, devfun.lower)
