@@ -26,6 +26,7 @@ import pandas as pd
 import scipy.linalg
 import scipy.stats
 
+from .formatting import fmt_lik
 from .covariance import lambda_of, theta_lower, theta_slices, theta_start
 from .deviance import CrossProducts, PLSSolution, ProfiledDeviance, dense_rows
 from .design import ModelFrame, model_frame
@@ -488,7 +489,7 @@ class GeneralizedLinearMixedModel:
 
     def __repr__(self) -> str:
         return (f"<GeneralizedLinearMixedModel {self.formula!r} {self.family}: "
-                f"-2 log L {self.objective:.4f}, n = {self.nobs}>")
+                f"-2 log L {fmt_lik(self.objective)}, n = {self.nobs}>")
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()

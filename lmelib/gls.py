@@ -21,6 +21,7 @@ import pandas as pd
 import scipy.linalg
 import scipy.stats
 
+from .formatting import fmt_lik
 from .design import ModelFrame, model_frame
 from .fitted import FittedModel
 from .deviance import objective
@@ -178,7 +179,7 @@ class GLSModel(FittedModel):
         return _summary.gls_summary(self)
 
     def __repr__(self) -> str:
-        return f"<GLSModel {self.formula!r} with {self.errors.label}: logLik {self.loglik:.4f}, n = {self.nobs}>"
+        return f"<GLSModel {self.formula!r} with {self.errors.label}: logLik {fmt_lik(self.loglik)}, n = {self.nobs}>"
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()

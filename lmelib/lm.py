@@ -16,6 +16,7 @@ import pandas as pd
 import scipy.linalg
 import scipy.stats
 
+from .formatting import fmt_lik
 from .design import ModelFrame, model_frame
 from . import summary as _summary
 from .fitted import FittedModel
@@ -109,7 +110,7 @@ class LinearModel(FittedModel):
         return _summary.lm_summary(self)
 
     def __repr__(self) -> str:
-        return f"<LinearModel {self.formula!r}: logLik {self.loglik:.4f}, n = {self.nobs}>"
+        return f"<LinearModel {self.formula!r}: logLik {fmt_lik(self.loglik)}, n = {self.nobs}>"
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.linalg
 
+from .formatting import fmt_lik
 from .covariance import lambda_of, theta_slices
 from .design import ModelFrame, model_frame
 from .deviance import CrossProducts, PLSSolution, ProfiledDeviance, dense_rows, objective, ols
@@ -292,7 +293,7 @@ class LinearMixedModel(FittedModel):
     def __repr__(self) -> str:
         kind = "REML" if self.reml else "ML"
         return (f"<LinearMixedModel {self.formula!r} fit by {kind}: "
-                f"{'REML criterion' if self.reml else 'deviance'} {self.objective:.4f}, n = {self.nobs}>")
+                f"{'REML criterion' if self.reml else 'deviance'} {fmt_lik(self.objective)}, n = {self.nobs}>")
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()

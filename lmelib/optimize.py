@@ -84,6 +84,16 @@ class OptSummary:
         ]
         return "\n".join(f"{k:<12} {v}" for k, v in rows)
 
+    def brief(self) -> str:
+        """What a summary shows: how the fit converged, without the counts and messages that
+        differ between machines."""
+        rows = [("optimizer", f"{self.optimizer}, then Newton polish"),
+                ("converged", "yes" if self.converged else f"no ({self.returnvalue})")]
+        on_bound = int(np.sum(np.isfinite(self.lower) & (self.final == self.lower)))
+        if on_bound:
+            rows.append(("on bound", f"{on_bound} element(s) of θ at their lower bound 0 (singular fit)"))
+        return "\n".join(f"{k:<12} {v}" for k, v in rows)
+
 
 def _settle_boundary(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray) -> tuple[np.ndarray, float, int]:
     """Put near-zero bounded elements on their bound when that is no worse (to rounding error)."""
