@@ -21,6 +21,15 @@ import lmelib
 REFERENCE = Path(__file__).parent / "reference"
 
 
+def openblas_kernels() -> list[str]:
+    """Two OpenBLAS kernels this CPU can run, to set with OPENBLAS_CORETYPE: Haswell (AVX2), and
+    SkylakeX (AVX-512) where the CPU has it, else Sandybridge (AVX)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = cpuinfo.read_text() if cpuinfo.exists() else ""
+    second = "SkylakeX" if "avx512f" in flags else "Sandybridge"
+    return ["Haswell", second] if "avx2" in flags else [second] if "avx" in flags else []
+
+
 def load_reference(name: str) -> dict:
     with open(REFERENCE / name) as fh:
         return json.load(fh)

@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +23,7 @@ import pytest
 import lmelib
 import test_glmm
 import test_structures
-from conftest import load_reference
+from conftest import load_reference, openblas_kernels
 
 TOL = 1e-6
 LMER = [(m["data"].removesuffix(".csv"), m["formula"], m["reml"]) for m in load_reference("lmer_reference.json")["models"]]
@@ -97,14 +96,6 @@ def test_structured_rows(base, method):
 
 # ---------------------------------------------------------------- other BLAS kernels
 
-def _kernels() -> list[str]:
-    """Two OpenBLAS kernels this CPU can run: Haswell (AVX2) and SkylakeX (AVX-512) where the CPU
-    has it, else Sandybridge (AVX)."""
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    second = "SkylakeX" if "avx512f" in flags else "Sandybridge"
-    return ["Haswell", second] if "avx2" in flags else [second] if "avx" in flags else []
-
-
 _CHILD = """
 import json, sys, warnings
 import numpy as np, lmelib
@@ -118,7 +109,7 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.parametrize("kernel", _kernels())
+@pytest.mark.parametrize("kernel", openblas_kernels())
 def test_lmer_blas_kernels(kernel):
     env = {**os.environ, "OPENBLAS_CORETYPE": kernel}
     env.pop("OPENBLAS_L2_SIZE", None)
