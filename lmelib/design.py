@@ -287,6 +287,17 @@ def _response(lhs: pd.DataFrame, parsed: ParsedFormula) -> np.ndarray:
     return y
 
 
+def check_varying_response(frame: "ModelFrame") -> None:
+    """A constant response leaves nothing to estimate σ from: a clear error, not a failed factorisation."""
+    y = frame.y
+    if len(y) and np.all(y == y[0]):
+        raise ValueError(
+            f"response {frame.formula.response!r} is constant ({y[0]:g} in all {len(y)} rows): "
+            "a linear (mixed) model needs a varying response to estimate the residual variance "
+            "(lme4 stops with convergence warnings and σ ≈ 0)"
+        )
+
+
 # ----------------------------------------------------------- random effects
 
 

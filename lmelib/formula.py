@@ -96,19 +96,34 @@ def _bar_split(inner: str) -> tuple[str, str, bool] | None:
 _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$|^`[^`]+`$")
 
 
+def _split_names(text: str, sep: str) -> list[str]:
+    """Split at ``sep`` outside backticks: ``"`a/b`/c"`` -> ``["`a/b`", "c"]``."""
+    parts, start, quoted = [], 0, False
+    for i, ch in enumerate(text):
+        if ch == "`":
+            quoted = not quoted
+        elif ch == sep and not quoted:
+            parts.append(text[start:i])
+            start = i + 1
+    return parts + [text[start:]]
+
+
 def _grouping_factors(group: str, formula: str) -> list[tuple[str, ...]]:
-    """``"a/b/c"`` -> ``[("a",), ("a", "b"), ("a", "b", "c")]``; ``"a:b"`` -> ``[("a", "b")]``."""
-    nested = [part.strip() for part in group.split("/")]
+    """``"a/b/c"`` -> ``[("a",), ("a", "b"), ("a", "b", "c")]``; ``"a:b"`` -> ``[("a", "b")]``.
+
+    A backtick-quoted name (``(1 | `my group`)``) is the column of that name.
+    """
+    nested = [part.strip() for part in _split_names(group, "/")]
     out, prefix = [], ()
     for part in nested:
-        names = tuple(p.strip().strip("`") for p in part.split(":"))
+        names = tuple(p.strip() for p in _split_names(part, ":"))
         for name in names:
             if not name or not _NAME.match(name):
                 raise ValueError(
                     f"grouping factor {part!r} in {formula!r} must be a column name "
                     "or an interaction of column names such as 'a:b' or 'a/b'"
                 )
-        prefix = prefix + names
+        prefix = prefix + tuple(name.strip("`") for name in names)
         out.append(prefix)
     return out
 

@@ -21,7 +21,7 @@ import pandas as pd
 import scipy.linalg
 import scipy.stats
 
-from .design import ModelFrame, model_frame
+from .design import ModelFrame, check_varying_response, model_frame
 from .fitted import FittedModel
 from .deviance import objective
 from .optimize import OptSummary, minimize
@@ -44,6 +44,7 @@ def gls(formula: str, data: pd.DataFrame, correlation=None, weights=None, reml: 
                         extra_columns=_structure_columns(correlation, weights))
     if frame.formula.random:
         raise ValueError("gls() has no random effects; use lmelib.lmer with correlation= / weights=")
+    check_varying_response(frame)
     errors = ErrorModel.of(frame.data, correlation, weights)
     if errors is None:
         raise ValueError("gls() needs a correlation structure or a variance function; "

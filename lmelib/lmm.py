@@ -16,7 +16,7 @@ import pandas as pd
 import scipy.linalg
 
 from .covariance import lambda_of, theta_slices
-from .design import ModelFrame, model_frame
+from .design import ModelFrame, check_varying_response, model_frame
 from .deviance import CrossProducts, PLSSolution, ProfiledDeviance, objective
 from .structures import ErrorModel
 from .optimize import OptSummary, minimize
@@ -46,6 +46,7 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, correlation=None,
     check_reml(reml)
     frame = model_frame(formula, data, extra_columns=_structure_columns(correlation, weights),
                         na_action=na_action)
+    check_varying_response(frame)
     return LinearMixedModel.fit(frame, reml=reml, errors=ErrorModel.of(frame.data, correlation, weights))
 
 
