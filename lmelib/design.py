@@ -9,6 +9,7 @@ term is stored as the level index of every row and an n × ℓ array of values.
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -26,11 +27,12 @@ __all__ = ["ReTerm", "ModelFrame", "model_frame"]
 RANK_TOL = 1e-7  # lme4's default tolerance in chkRank.drop.cols
 
 # What a formula may call besides the data's columns and formulaic's own
-# transforms (C, center, scale, poly, ...): R's usual maths functions, and
-# R's factor(x), which is formulaic's C(x).
+# transforms (C, center, scale, poly, ...): R's usual maths functions, R's
+# factor(x) (formulaic's C(x)), ifelse, pmin, pmax, and TRUE / FALSE.
 CONTEXT = {"np": np, "log": np.log, "log10": np.log10, "log2": np.log2, "log1p": np.log1p,
            "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs, "sin": np.sin, "cos": np.cos,
-           "tan": np.tan, "pi": np.pi, "factor": C}
+           "tan": np.tan, "pi": np.pi, "factor": C, "ifelse": np.where, "pmin": np.minimum,
+           "pmax": np.maximum, "TRUE": True, "FALSE": False}
 
 NA_ACTIONS = ("omit", "exclude")  # R's na.omit (the default) and na.exclude
 
@@ -95,7 +97,7 @@ class ModelFrame:
 
     formula: ParsedFormula
     data: pd.DataFrame  # the complete rows used in the fit
-    y: np.ndarray
+    y: np.ndarray  # the response minus the formula's offset() terms: what Xβ + Zb explains
     X: np.ndarray
     x_names: tuple[str, ...]
     x_spec: object = field(repr=False)
@@ -107,6 +109,7 @@ class ModelFrame:
     full_index: pd.Index | None = None  # the row labels of the data as given
     used: np.ndarray | None = None  # which of those rows the fit used (complete rows)
     na_action: str = "omit"
+    offset: np.ndarray | None = None  # the sum of the formula's offset() terms, if any
 
     @property
     def n(self) -> int:
@@ -115,6 +118,20 @@ class ModelFrame:
     @property
     def p(self) -> int:
         return self.X.shape[1]
+
+    @property
+    def response(self) -> np.ndarray:
+        """The response as in the data (y plus the offset)."""
+        return self.y if self.offset is None else self.y + self.offset
+
+    @property
+    def eta_offset(self) -> np.ndarray | float:
+        """What the offset adds to Xβ + Zb: its values, or 0 without offset() terms."""
+        return 0.0 if self.offset is None else self.offset
+
+    def new_offset(self, newdata: pd.DataFrame) -> np.ndarray | float:
+        """The formula's offset() terms evaluated on new data (0 without any)."""
+        return offset_values(self.formula, newdata) if self.formula.offsets else 0.0
 
     @property
     def index(self) -> pd.Index:
@@ -160,14 +177,35 @@ class ModelFrame:
 
 
 def _required_columns(parsed: ParsedFormula) -> list[str]:
-    needed = list(Formula(parsed.fixed_formula).required_variables)
+    needed = _variables(parsed.fixed_formula, parsed)
     for term in parsed.random:
         if not _intercept_only(term):
-            needed += list(Formula(term.expr).required_variables)
+            needed += _variables(term.expr, parsed)
         needed += list(term.factors)
     for expr in parsed.offsets:
-        needed += list(Formula(f"0 + I({expr})").required_variables)
+        needed += _variables(f"0 + I({expr})", parsed)
     return list(dict.fromkeys(sorted(needed)))
+
+
+def _variables(part: str, parsed: ParsedFormula) -> list[str]:
+    """The names a formula part uses, or a ValueError naming the part formulaic cannot read."""
+    try:
+        return list(Formula(part).required_variables)
+    except Exception as e:  # formulaic's parser: SyntaxError, FormulaParsingError, ...
+        raise ValueError(f"cannot read {part!r} of the formula {parsed.text!r}: {e}") from None
+
+
+def _check_functions(parsed: ParsedFormula, data: pd.DataFrame, needed: list[str]) -> None:
+    """A name called as a function that is neither in the data nor known: say it is a function."""
+    unknown = [name for name in needed if name not in data.columns and not _known_name(name)
+               and re.search(rf"(?<![\w.]){re.escape(name)}\s*\(", parsed.text)]
+    if unknown:
+        raise ValueError(
+            f"function{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} in the formula "
+            f"{parsed.text!r} {'are' if len(unknown) > 1 else 'is'} not available: lmelib knows "
+            f"{', '.join(sorted(k for k in CONTEXT if k not in ('np', 'pi', 'TRUE', 'FALSE')))} "
+            "and formulaic's transforms (C, I, poly, scale, center, ...)"
+        )
 
 
 def check_columns(data: pd.DataFrame, needed, where: str) -> None:
@@ -437,7 +475,7 @@ def _random_term(term: RandomTerm, data: pd.DataFrame, residual: bool = True) ->
         columns, values, spec = tuple(_r_name(c) for c in mm.columns), np.asarray(mm, float), mm.model_spec
         _check_finite(values, columns, f"random-effects term {term}")
     codes, levels, factor_levels, combos = _grouping(data, term.factors)
-    re = ReTerm(
+    reterm = ReTerm(
         term=term,
         columns=columns,
         levels=levels,
@@ -447,8 +485,8 @@ def _random_term(term: RandomTerm, data: pd.DataFrame, residual: bool = True) ->
         factor_levels=factor_levels,
         combos=combos,
     )
-    _check_grouping(term.name, levels, len(data), re.q, term, residual)
-    return re
+    _check_grouping(term.name, levels, len(data), reterm.q, term, residual)
+    return reterm
 
 
 def _sort_terms(terms: list[ReTerm]) -> tuple[ReTerm, ...]:
@@ -484,11 +522,8 @@ def model_frame(formula: str, data: pd.DataFrame, *, require_random: bool = True
             f"formula {formula!r} has no random-effects term such as (1 | group); "
             "for a model without random effects use lmelib.lm"
         )
-    if parsed.offsets:
-        raise ValueError(
-            f"offset() in {formula!r}: only glmer takes an offset; for a linear model subtract it "
-            f"from the response instead, e.g. I({parsed.response} - ({parsed.offsets[0]})) ~ ..."
-        )
+    if isinstance(data, pd.DataFrame):
+        _check_functions(parsed, data, _required_columns(parsed))
     check_columns(data, _required_columns(parsed), f"the formula {formula!r}")
     extra = extra_columns if isinstance(extra_columns, dict) else dict.fromkeys(extra_columns, "the model")
     for column, where in extra.items():
@@ -501,6 +536,7 @@ def model_frame(formula: str, data: pd.DataFrame, *, require_random: bool = True
     _check_response(data, parsed)
     mm = model_matrix(parsed.fixed_formula, data, na_action="ignore", context=CONTEXT)
     y = _response(mm.lhs, parsed)
+    offset = offset_values(parsed, data) if parsed.offsets else None
     names = [_r_name(c) for c in mm.rhs.columns]
     X = np.asarray(mm.rhs, dtype=float)
     _check_finite(X, names, "fixed-effects model matrix")
@@ -509,7 +545,7 @@ def model_frame(formula: str, data: pd.DataFrame, *, require_random: bool = True
     return ModelFrame(
         formula=parsed,
         data=data,
-        y=y,
+        y=y if offset is None else y - offset,
         X=X,
         x_names=tuple(names[i] for i in keep),
         x_keep=tuple(keep),
@@ -521,4 +557,16 @@ def model_frame(formula: str, data: pd.DataFrame, *, require_random: bool = True
         full_index=full_index,
         used=used,
         na_action=na_action,
+        offset=offset,
     )
+
+
+def offset_values(parsed: ParsedFormula, data: pd.DataFrame) -> np.ndarray:
+    """The sum of the formula's ``offset(expr)`` terms on ``data``; NaN or ±inf is an error naming the term."""
+    total = np.zeros(len(data))
+    for expr in parsed.offsets:
+        value = np.asarray(model_matrix(f"0 + I({expr})", data, na_action="ignore", context=CONTEXT),
+                           dtype=float).ravel()
+        _check_finite(value[:, None], [f"offset({expr})"], "offset")
+        total = total + value
+    return total

@@ -208,4 +208,7 @@ def parse_formula(formula: str) -> ParsedFormula:
                 factors = tuple(reversed(factors))
             random.extend(RandomTerm(e, factors, ":".join(factors)) for e in exprs)
     fixed_rhs = " ".join(fixed).lstrip("+ ").strip() or "1"
+    if "%in%" in fixed_rhs:
+        raise ValueError(f"%in% in {formula!r} is not supported (formulaic reads it differently from R): "
+                         "write a:b for R's a %in% b")
     return ParsedFormula(formula, response, fixed_rhs, tuple(random), tuple(offsets))

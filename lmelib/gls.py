@@ -155,7 +155,7 @@ class GLSModel(FittedModel):
 
     def fitted(self) -> pd.Series:
         """Xβ̂, indexed by the data's rows used (``na_action="exclude"``: every row, NaN where dropped)."""
-        return self.frame.by_row(self.frame.X @ self.wls.beta, "fitted")
+        return self.frame.by_row(self.frame.X @ self.wls.beta + self.frame.eta_offset, "fitted")
 
     def residuals(self, type: str = "response") -> pd.Series:
         """Response residuals y − Xβ̂, or ``"normalized"``: T(y − Xβ̂)/σ̂ (nlme's); indexed as fitted()."""
@@ -174,7 +174,8 @@ class GLSModel(FittedModel):
         """Xβ̂ for new data, indexed by newdata's index (without newdata: :meth:`fitted`)."""
         if newdata is None:
             return self.fitted()
-        return pd.Series(self.frame.new_X(newdata) @ self.wls.beta, index=newdata.index, name="predicted")
+        eta = self.frame.new_X(newdata) @ self.wls.beta + self.frame.new_offset(newdata)
+        return pd.Series(eta, index=newdata.index, name="predicted")
 
     def structure_intervals(self, level: float = 0.95) -> pd.DataFrame:
         """Wald intervals for the error structure's parameters (φ, ratios), natural scale."""

@@ -101,7 +101,7 @@ class LinearModel(FittedModel):
 
     def fitted(self) -> pd.Series:
         """Xβ̂, indexed by the data's rows used (``na_action="exclude"``: every row, NaN where dropped)."""
-        return self.frame.by_row(self.frame.X @ self.beta, "fitted")
+        return self.frame.by_row(self.frame.X @ self.beta + self.frame.eta_offset, "fitted")
 
     def residuals(self) -> pd.Series:
         """y − Xβ̂, indexed as :meth:`fitted`."""
@@ -112,7 +112,8 @@ class LinearModel(FittedModel):
         levels (an unseen level is an error, as R's ``factor x has new level``)."""
         if newdata is None:
             return self.fitted()
-        return pd.Series(self.frame.new_X(newdata) @ self.beta, index=newdata.index, name="predicted")
+        eta = self.frame.new_X(newdata) @ self.beta + self.frame.new_offset(newdata)
+        return pd.Series(eta, index=newdata.index, name="predicted")
 
     def summary(self) -> "_summary.Summary":
         return _summary.lm_summary(self)

@@ -229,7 +229,7 @@ class LinearMixedModel(FittedModel):
         return self.frame.by_row(self._fitted(conditional), "fitted")
 
     def _fitted(self, conditional: bool = True) -> np.ndarray:
-        eta = self.frame.X @ self.solution.beta
+        eta = self.frame.X @ self.solution.beta + self.frame.eta_offset
         if conditional:
             eta = eta + zb(self._b, [(t.codes, t.values) for t in self.frame.terms])
         return eta
@@ -246,7 +246,7 @@ class LinearMixedModel(FittedModel):
         return self.frame.by_row(self._residuals(conditional, scaled, type), name)
 
     def _residuals(self, conditional: bool = True, scaled: bool = False, type: str = "response") -> np.ndarray:
-        r = self.frame.y - self._fitted(conditional)
+        r = self.frame.response - self._fitted(conditional)
         if type == "normalized":
             T = self.errors.transform(self.psi)[0] if self.errors is not None else None
             return (T @ r if T is not None else r) / self.sigma
@@ -290,7 +290,7 @@ class LinearMixedModel(FittedModel):
         needed = [c for c in _newdata_columns(self.frame, re) if c not in newdata.columns]
         if needed:
             raise KeyError(f"newdata lacks column(s) {', '.join(map(repr, needed))} that the model uses")
-        eta = self.frame.new_X(newdata) @ self.solution.beta
+        eta = self.frame.new_X(newdata) @ self.solution.beta + self.frame.new_offset(newdata)
         if re:
             eta = eta + zb(self._b, [new_codes_values(t, newdata) for t in self.frame.terms])
         return pd.Series(eta, index=newdata.index, name="predicted")
