@@ -176,6 +176,21 @@ def _offset_expr(op: str, piece: str, formula: str) -> str | None:
     return piece[len("offset("):-1].strip()
 
 
+_DOTTED_CALL = re.compile(r"(?<![\w.`])([A-Za-z][\w]*\.[\w.]+)\s*\(")
+
+
+def _check_fixed_part(fixed: str, formula: str) -> None:
+    """R constructs that formulaic would misread or fail on with a message about Python."""
+    if any(piece == "." for _, piece in _split_top_level(fixed, "+-")):
+        raise ValueError(f"R's '.' (every other column) in {formula!r} is not supported: "
+                         "name the columns")
+    dotted = [m.group(1) for m in _DOTTED_CALL.finditer(fixed) if not m.group(1).startswith("np.")]
+    if dotted:
+        raise ValueError(f"function {dotted[0]!r} in {formula!r} is not available "
+                         "(R's dotted function names are not Python names): transform the column "
+                         "in the data frame first")
+
+
 def parse_formula(formula: str) -> ParsedFormula:
     """Split an lme4 formula into response, fixed part, offsets and random-effects terms."""
     if not isinstance(formula, str) or formula.count("~") != 1:
@@ -208,6 +223,7 @@ def parse_formula(formula: str) -> ParsedFormula:
                 factors = tuple(reversed(factors))
             random.extend(RandomTerm(e, factors, ":".join(factors)) for e in exprs)
     fixed_rhs = " ".join(fixed).lstrip("+ ").strip() or "1"
+    _check_fixed_part(fixed_rhs, formula)
     if "%in%" in fixed_rhs:
         raise ValueError(f"%in% in {formula!r} is not supported (formulaic reads it differently from R): "
                          "write a:b for R's a %in% b")
