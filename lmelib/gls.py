@@ -37,9 +37,10 @@ def gls(formula: str, data: pd.DataFrame, correlation=None, weights=None, reml: 
     ``fitted()`` and ``residuals()`` are indexed by the data's rows used, or with
     ``na_action="exclude"`` padded with NaN to every row (R's na.exclude).
     """
-    from .lmm import _structure_columns, check_reml
+    from .lmm import _structure_columns, check_reml, check_structures
 
     check_reml(reml)
+    check_structures(correlation, weights)
     frame = model_frame(formula, data, require_random=False, na_action=na_action,
                         extra_columns=_structure_columns(correlation, weights))
     if frame.formula.random:

@@ -44,6 +44,7 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, correlation=None,
     (``"exclude"``, R's na.exclude).
     """
     check_reml(reml)
+    check_structures(correlation, weights)
     frame = model_frame(formula, data, extra_columns=_structure_columns(correlation, weights),
                         na_action=na_action)
     check_varying_response(frame)
@@ -54,6 +55,15 @@ def check_reml(reml) -> None:
     """``reml`` must be True or False (R's REML = TRUE / FALSE), not a string or a number."""
     if not isinstance(reml, (bool, np.bool_)):
         raise TypeError(f"reml must be True or False, not {reml!r} ({type(reml).__name__})")
+
+
+def check_structures(correlation, weights) -> None:
+    """``correlation=`` and ``weights=`` take nlme's structures, not columns or numbers."""
+    for arg, value, examples in (("correlation", correlation, "lmelib.AR1('year', 'firm'), lmelib.CompSymm('g')"),
+                                 ("weights", weights, "lmelib.VarIdent('g'), lmelib.VarPower('x')")):
+        if value is not None and not hasattr(value, "bind"):
+            raise TypeError(f"{arg}= takes an nlme structure such as {examples}, not {value!r}; "
+                            "prior weights given as a column (lme4's weights=) are not supported")
 
 
 def _structure_columns(*structures) -> dict[str, str]:

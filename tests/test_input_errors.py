@@ -61,6 +61,12 @@ CASES = {
     "refit reml a string": (
         lambda: lmelib.lmer("Reaction ~ Days + (1 | Subject)", sleep()).refit("ML"),
         TypeError, "reml must be True or False, not 'ML'"),
+    "lmer weights= a column name": (
+        lambda: lmelib.lmer("Reaction ~ Days + (1 | Subject)", sleep().assign(w=1.0), weights="w"),
+        TypeError, "weights= takes an nlme structure such as lmelib.VarIdent"),
+    "gls correlation= a number": (
+        lambda: lmelib.gls("Reaction ~ Days", sleep(), correlation=0.5),
+        TypeError, "correlation= takes an nlme structure such as lmelib.AR1"),
     "constant response": (
         lambda: lmelib.lmer("Reaction ~ Days + (1 | Subject)", sleep().assign(Reaction=300.0)),
         ValueError, "response 'Reaction' is constant \\(300 in all 180 rows\\)"),
