@@ -21,6 +21,7 @@ from formulaic import Formula, model_matrix
 from formulaic.transforms.contrasts import C
 
 from .formula import ParsedFormula, RandomTerm, parse_formula
+from .newdata import encode_newdata, match_levels
 
 __all__ = ["ReTerm", "ModelFrame", "model_frame"]
 
@@ -356,27 +357,6 @@ def _level_values(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return codes, pd.Index(uniques)
 
 
-def match_levels(values: pd.Series, levels: pd.Index) -> np.ndarray:
-    """Index of each value in ``levels`` (−1 if absent): by value, then as a number, then as text.
-
-    So 308 finds the level 308.0, "308" finds 308, 1 finds "1"; NaN finds nothing.
-    """
-    raw = pd.Index(values.to_numpy(dtype=object) if isinstance(values.dtype, pd.CategoricalDtype)
-                   else values.to_numpy())
-    codes = np.asarray(levels.get_indexer(raw), dtype=np.intp)
-    attempts = [(lambda v: pd.to_numeric(v, errors="coerce"), levels),
-                (lambda v: v.map(str), levels.map(str))]
-    for convert, typed in attempts:
-        todo = (codes < 0) & ~pd.isna(raw)
-        if not todo.any() or not typed.is_unique:
-            continue
-        try:
-            codes[todo] = typed.get_indexer(pd.Index(convert(raw[todo])))
-        except (TypeError, ValueError):
-            continue
-    return codes
-
-
 def grouping_codes(data: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, pd.Index]:
     """Level index and labels of the (interaction of) grouping columns."""
     codes, labels, _, _ = _grouping(data, factors)
@@ -394,42 +374,6 @@ def _grouping(data: pd.DataFrame, factors: tuple[str, ...]):
     combos, inverse = np.unique(codes, axis=0, return_inverse=True)
     labels = [":".join(str(levels[j][k]) for j, k in enumerate(row)) for row in combos]
     return inverse.ravel(), pd.Index(labels), levels, combos
-
-
-def _fixed_factor_column(expr: str) -> str | None:
-    """The data column behind a categorical factor: ``period``, ``C(period)``, ``factor(period)``."""
-    expr = expr.strip()
-    for call in ("C(", "factor("):
-        if expr.startswith(call) and expr.endswith(")"):
-            expr = expr[len(call):-1].split(",")[0].strip()
-    expr = expr.strip("`")
-    return expr if expr and "(" not in expr else None
-
-
-def encode_newdata(spec, newdata: pd.DataFrame) -> pd.DataFrame:
-    """newdata with each categorical column typed as in the fit: the fitted levels, matched by value.
-
-    An unseen level raises ValueError as R's ``factor period has new level 5``.
-    """
-    out = newdata
-    for expr, (_, state) in getattr(spec, "encoder_state", {}).items():
-        levels = state.get("categories") if isinstance(state, dict) else None
-        col = _fixed_factor_column(expr)
-        if levels is None or col is None or col not in newdata.columns:
-            continue
-        values = newdata[col]
-        codes = match_levels(values, pd.Index(levels))
-        new = (codes < 0) & values.notna().to_numpy()
-        if new.any():
-            unseen = list(dict.fromkeys(values[new].tolist()))
-            raise ValueError(f"factor {col} has new level{'s' if len(unseen) > 1 else ''} "
-                             f"{', '.join(map(str, unseen))} (the fitted levels are "
-                             f"{', '.join(map(str, levels))})")
-        if out is newdata:
-            out = newdata.copy()
-        out[col] = (pd.Categorical.from_codes(codes, categories=levels) if expr.strip("` ") == col
-                    else pd.Series(np.asarray(levels, dtype=object)[codes], index=newdata.index))
-    return out
 
 
 def _check_grouping(name: str, levels: pd.Index, n: int, q: int, term: RandomTerm,

@@ -121,7 +121,8 @@ def new_codes_values(term, newdata: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
     Levels are matched by value as the fitted data typed them (308 finds 308.0);
     a categorical column in the term's left-hand side is encoded with its fitted levels.
     """
-    from .design import CONTEXT, encode_newdata
+    from .design import CONTEXT
+    from .newdata import encode_newdata
 
     encoded = encode_newdata(term.spec, newdata)
     values = np.asarray(term.spec.get_model_matrix(encoded, na_action="raise", context=CONTEXT), dtype=float)
