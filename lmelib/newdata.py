@@ -19,13 +19,13 @@ __all__ = ["match_levels", "encode_newdata"]
 def match_levels(values: pd.Series, levels: pd.Index) -> np.ndarray:
     """Index of each value in ``levels`` (−1 if absent): by value, then as a number, then as text.
 
-    So 308 finds the level 308.0, "308" finds 308, 1 finds "1"; NaN finds nothing.
+    So 308 finds the level 308.0, "308" finds 308, 1 and 1.0 find "1"; NaN finds nothing.
     """
     raw = pd.Index(values.to_numpy(dtype=object) if isinstance(values.dtype, pd.CategoricalDtype)
                    else values.to_numpy())
     codes = np.asarray(levels.get_indexer(raw), dtype=np.intp)
     attempts = [(lambda v: pd.to_numeric(v, errors="coerce"), levels),
-                (lambda v: v.map(str), levels.map(str))]
+                (lambda v: v.map(_r_text), levels.map(_r_text))]
     for convert, typed in attempts:
         todo = (codes < 0) & ~pd.isna(raw)
         if not todo.any() or not typed.is_unique:
@@ -35,6 +35,13 @@ def match_levels(values: pd.Series, levels: pd.Index) -> np.ndarray:
         except (TypeError, ValueError):
             continue
     return codes
+
+
+def _r_text(value) -> str:
+    """A value as R's as.character writes it: a whole number without ".0"."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _fixed_factor_column(expr: str) -> str | None:
