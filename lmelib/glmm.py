@@ -509,16 +509,21 @@ class GeneralizedLinearMixedModel:
             raise ValueError(f"type must be 'link' or 'response', not {type!r}")
         if newdata is None:
             eta = self.mode.eta if re else self.offset + self.frame.X @ self.mode.beta
-            out = self.family.link.linkinv(np.asarray(eta)) if type == "response" else np.asarray(eta)
+        else:
+            eta = self._new_eta(newdata, re, offset)
+        out = self.family.link.linkinv(np.asarray(eta)) if type == "response" else np.asarray(eta)
+        if newdata is None:
             return self.frame.by_row(out, "predicted")
+        return pd.Series(out, index=newdata.index, name="predicted")
+
+    def _new_eta(self, newdata: pd.DataFrame, re: bool, offset) -> np.ndarray:
+        """Xβ̂ (+ Zb̂) + offsets for new data."""
         eta = self.frame.new_X(newdata) @ self.mode.beta + _formula_offset(self.formula, newdata)
         if offset is not None:
-            eta = eta + (newdata[offset] if isinstance(offset, str) else np.asarray(offset, float))
+            eta = eta + np.asarray(newdata[offset] if isinstance(offset, str) else offset, dtype=float)
         if re:
             eta = eta + zb(self._b, [new_codes_values(t, newdata) for t in self.frame.terms])
-        index = newdata.index
-        out = self.family.link.linkinv(np.asarray(eta)) if type == "response" else np.asarray(eta)
-        return pd.Series(out, index=index, name="predicted")
+        return eta
 
     # ------------------------------------------------------ diagnostics
 
