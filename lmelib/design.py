@@ -23,7 +23,7 @@ from formulaic.transforms.contrasts import C
 from .formula import ParsedFormula, RandomTerm, parse_formula
 from .newdata import encode_newdata, match_levels
 
-__all__ = ["ReTerm", "ModelFrame", "model_frame"]
+__all__ = ["ReTerm", "ModelFrame", "model_frame", "check_columns", "check_varying_response", "offset_values"]
 
 RANK_TOL = 1e-7  # lme4's default tolerance in chkRank.drop.cols
 

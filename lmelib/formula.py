@@ -184,6 +184,9 @@ def _check_fixed_part(fixed: str, formula: str) -> None:
     if any(piece == "." for _, piece in _split_top_level(fixed, "+-")):
         raise ValueError(f"R's '.' (every other column) in {formula!r} is not supported: "
                          "name the columns")
+    if "%in%" in fixed:
+        raise ValueError(f"%in% in {formula!r} is not supported (formulaic reads it differently from R): "
+                         "write a:b for R's a %in% b")
     dotted = [m.group(1) for m in _DOTTED_CALL.finditer(fixed) if not m.group(1).startswith("np.")]
     if dotted:
         raise ValueError(f"function {dotted[0]!r} in {formula!r} is not available "
@@ -224,7 +227,4 @@ def parse_formula(formula: str) -> ParsedFormula:
             random.extend(RandomTerm(e, factors, ":".join(factors)) for e in exprs)
     fixed_rhs = " ".join(fixed).lstrip("+ ").strip() or "1"
     _check_fixed_part(fixed_rhs, formula)
-    if "%in%" in fixed_rhs:
-        raise ValueError(f"%in% in {formula!r} is not supported (formulaic reads it differently from R): "
-                         "write a:b for R's a %in% b")
     return ParsedFormula(formula, response, fixed_rhs, tuple(random), tuple(offsets))
