@@ -478,6 +478,9 @@ def model_frame(formula: str, data: pd.DataFrame, *, require_random: bool = True
     if len(data) == 0:
         raise ValueError("no complete rows left after removing rows with missing values")
     _check_response(data, parsed)
+    for column, where in extra.items():
+        if pd.api.types.is_numeric_dtype(data[column]):
+            _check_finite(data[column].to_numpy(float)[:, None], [column], f"column named in {where}")
     mm = model_matrix(parsed.fixed_formula, data, na_action="ignore", context=CONTEXT)
     y = _response(mm.lhs, parsed)
     offset = offset_values(parsed, data) if parsed.offsets else None

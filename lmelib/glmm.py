@@ -258,9 +258,10 @@ def glmer(formula: str, data: pd.DataFrame, family: str = "binomial", link: str 
 
 
 def _check_named_columns(data: pd.DataFrame, formula: str, cb, weights, offset) -> None:
-    """A missing column of cbind(), weights= or offset= gets the formula's KeyError wording."""
+    """A missing column of cbind(), weights= or offset= gets the formula's KeyError wording;
+    ±inf in weights= or offset= is an error naming it."""
     from formulaic import Formula
-    from .design import check_columns
+    from .design import _check_finite, check_columns
 
     if cb is not None:
         needed = [v for side in cb for v in Formula(f"0 + I({side})").required_variables]
@@ -268,6 +269,10 @@ def _check_named_columns(data: pd.DataFrame, formula: str, cb, weights, offset) 
     for arg, value in (("weights", weights), ("offset", offset)):
         if isinstance(value, str):
             check_columns(data, [value], f"{arg}=")
+        if value is not None:
+            values = np.asarray(data[value] if isinstance(value, str) else value, dtype=float).reshape(-1, 1)
+            _check_finite(np.where(np.isnan(values), 0.0, values), [value if isinstance(value, str) else arg],
+                          f"{arg}= (missing values are dropped, ±inf is not)")
 
 
 def _formula_offset(formula: str, data: pd.DataFrame, check: bool = False) -> np.ndarray | float:

@@ -62,11 +62,18 @@ CASES = [
      "of 56"),
     (_glmer, "incidence ~ period + offset(log(size - 5)) + (1 | herd)", cbpp(), "offset(log(size - 5))",
      "of 56"),
+    (lambda f, d: lmelib.glmer(f, d, family="poisson", offset="lsize"), "incidence ~ period + (1 | herd)",
+     cbpp(lsize=np.r_[-np.inf, np.log(lmelib.datasets.load_cbpp()["size"][1:])]), "lsize", "1 of 56"),
+    (lambda f, d: lmelib.glmer(f, d, weights="size"), "incidence / size ~ period + (1 | herd)",
+     cbpp(size=lmelib.datasets.load_cbpp()["size"].astype(float).where(lambda s: s != 12, np.inf)),
+     "size", "of 56"),
+    (lambda f, d: lmelib.lmer(f, d, weights=lmelib.VarPower("x")), "Reaction ~ Days + (1 | Subject)",
+     sleep().assign(x=np.where(sleep()["Days"] == 9, np.inf, 1.0)), "x", "18 of 180"),
 ]
 
 
 @pytest.mark.parametrize("fit, formula, data, term, rows", CASES,
-                         ids=[f"{c[0].__name__[1:]}: {c[1]}" for c in CASES])
+                         ids=[f"{c[0].__name__.strip('_')}: {c[1]} {i}" for i, c in enumerate(CASES)])
 def test_nonfinite_is_an_error_naming_term_and_rows(fit, formula, data, term, rows):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # numpy's "divide by zero in log"
