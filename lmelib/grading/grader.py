@@ -338,8 +338,8 @@ def grade_submission(sub: Submission, *, lib: Path, sandbox: Sandbox | None, tim
     status = "graded"
     if result.grader_error:
         status = "error"
-        notes.append(f"The grader failed: {result.grader_error}; this is a problem of the grading "
-                     "machine, not of the notebook (it is graded again when the command is repeated)")
+        notes.append(f"The grader failed: {result.grader_error} (it is graded again when the command "
+                     "is repeated)")
     return _report(key, file, sub.sha, result.answers, notes, status, sandbox)
 
 

@@ -47,6 +47,7 @@ from .sandbox import LIB, ROOT, Limits, Sandbox
 __all__ = ["RunResult", "run_notebook", "staged_lmelib"]
 
 _GRACE = 150.0  # kernel start-ups (restarts too) and the final read of the answers
+_MACHINE = "GRADER ERROR: "  # the worker's prefix for failures of the machine, not the notebook
 
 
 @dataclass
@@ -167,7 +168,9 @@ def _job(cells, answers, final_answers, files, *, root: str, lib: str, timeout, 
 
 
 def _start(job: dict, sandbox: Sandbox | None, lib: Path, slot: int, log) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "lmelib.grading.worker"]
+    # run from its file in isolated mode: importing lmelib would cost seconds
+    here = LIB if sandbox is not None else str(lib)
+    argv = [sys.executable, "-I", f"{here}/lmelib/grading/worker.py"]
     if sandbox is not None:
         cmd, env, cwd = sandbox.command(argv, lib=lib, env=job["kernel_env"], slot=slot), {}, None
     else:
@@ -247,15 +250,19 @@ def _result(reader: _RecordReader, returncode: int, events: list[str], log: Path
         # the first record is sent before any submitted code runs: without it
         # the machine failed (the sandbox or the worker did not start)
         tail = log.read_bytes()[-2000:].decode("utf-8", "replace").strip().splitlines()
-        return RunResult(events=events, grader_error="the notebook's worker did not start"
-                         + (f" ({tail[-1][:300]})" if tail else f" (exit status {returncode})"))
-    result = RunResult(answers=data["answers"], cells=data["cells"], events=[*data["events"], *events])
+        why = tail[-1][:300] if tail else f"exit status {returncode}"
+        return RunResult(events=events, grader_error=f"the notebook's worker did not start ({why}); this "
+                         "is a problem of the grading machine, not of the notebook")
+    machine = [e.removeprefix(_MACHINE) for e in data["events"] if e.startswith(_MACHINE)]
+    result = RunResult(answers=data["answers"], cells=data["cells"], grader_error="; ".join(machine),
+                       events=[*(e for e in data["events"] if not e.startswith(_MACHINE)), *events])
     if returncode != 0 and not events:
         result.events.append("the grading process for this notebook was stopped by the submission "
                              f"(exit status {returncode})")
     elif not data["done"] and not events:
         result.events.append("the run did not finish")
     result.events = [_clean_message(e, root) for e in result.events]
+    result.grader_error = _clean_message(result.grader_error, root)
     for state in result.cells.values():
         for k in ("evalue", "ename"):
             if k in state:

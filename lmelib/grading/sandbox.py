@@ -15,7 +15,7 @@ A submission's worker and kernel run inside ``bwrap`` (Debian package
         [setpriv --reuid U --regid U --clear-groups --inh-caps=-all
                  --bounding-set=-all --no-new-privs --]   # only when the grader is root
         prlimit --as=... --cpu=... --nproc=... --fsize=... --nofile=... --
-        python -m lmelib.grading.worker
+        python -I /opt/lmelib-grading/lmelib/grading/worker.py
 
 So inside: its own PID namespace (the worker's init is PID 1; the grader and
 other submissions are invisible and cannot be signalled; when the sandbox
@@ -184,9 +184,10 @@ class Sandbox:
 
     def check(self, lib: Path) -> None:
         """Run a trivial command inside; raise SandboxUnavailable if it fails."""
-        probe = ("import os, sys; import lmelib.grading.worker; "
+        probe = ("import os, json, zmq, nbclient; "
+                 f"assert os.path.isfile('{LIB}/lmelib/grading/worker.py'); "
                  "assert os.getpid() <= 3 and not os.access('/', os.W_OK); "
-                 "open('/sandbox/probe', 'w').write('ok'); print('sandbox ok')")
+                 f"open('{ROOT}/probe', 'w').write('ok'); print('sandbox ok')")
         cmd = self.command([sys.executable, "-c", probe], lib=lib,
                            env={"PYTHONPATH": LIB, "PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"})
         try:

@@ -1,7 +1,8 @@
 """Run one submission's code cells in a fresh kernel and record its answers.
 
 This is the process the grader starts for every notebook it runs
-(``python -m lmelib.grading.worker``, with a job description on stdin),
+(``python -I .../lmelib/grading/worker.py``, with a job description on
+stdin; run as a file so that it does not import lmelib),
 inside the submission's sandbox (``sandbox``).  It lays out the scratch
 folder it is given (``work/`` with a copy of the notebook and its data files,
 the kernel's working directory; ``run/`` for its own files), owns one kernel
@@ -155,10 +156,16 @@ class Stop(Exception):
         self.index, self.status, self.message = index, status, message
 
 
+_CAPTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "capture.py")
+
+
 async def _snapshot(client, answers: dict, timeout: float):
-    """Encoded answers from the kernel, or None if it does not reply in time."""
-    expr = ("__import__('lmelib.grading.capture', fromlist=['snapshot'])"
-            f".snapshot(globals(), {answers!r})")
+    """Encoded answers from the kernel, or None if it does not reply in time.
+
+    ``capture.py`` (standard library only) is run from its file, so reading
+    the answers does not import lmelib into a kernel that did not.
+    """
+    expr = f"__import__('runpy').run_path({_CAPTURE!r})['snapshot'](globals(), {answers!r})"
     kc = client.kc
     msg_id = kc.execute("", silent=True, store_history=False,
                         user_expressions={"answers": expr}, allow_stdin=False,
