@@ -26,7 +26,8 @@ import lmelib
 from lmelib.grading import compare
 from lmelib.grading.capture import encode
 from lmelib.grading.gradebook import feedback_stem
-from lmelib.grading.grader import choose_key, grade_batch
+from lmelib.grading.batch import grade_batch
+from lmelib.grading.grader import choose_key
 from lmelib.grading.notebook import SubmissionError, read_submission
 from lmelib.grading.runner import run_notebook, staged_lmelib
 from lmelib.grading.sandbox import UID_BASE, Limits, SandboxUnavailable, find_sandbox

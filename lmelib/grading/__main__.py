@@ -107,7 +107,7 @@ def _load_keys(args) -> tuple[dict, list[Path]]:
 
 
 def cmd_grade(args) -> int:
-    from .grader import grade_batch
+    from .batch import grade_batch
     from .sandbox import SandboxUnavailable
 
     submissions = Path(args.submissions)
