@@ -126,7 +126,7 @@ FULL = {  # correct answers, written in equivalent forms
                  "def scale(x):\n    return x + x"),
 }
 
-CELL_TIMEOUT = 8  # the setup cell imports lmelib: seconds on a busy machine
+CELL_TIMEOUT = 10  # the setup cell imports lmelib: seconds on a busy machine
 TIMEOUT = 120
 
 

@@ -11,6 +11,7 @@ A submission's worker and kernel run inside ``bwrap`` (Debian package
           --ro-bind <staged lmelib copy> /opt/lmelib-grading
           --proc /proc --dev /dev
           --size <scratch> --perms 1777 --tmpfs /sandbox  # the only writable place
+          --symlink /sandbox/tmp /tmp
           --chdir /sandbox --
         [setpriv --reuid U --regid U --clear-groups --inh-caps=-all
                  --bounding-set=-all --no-new-privs --]   # only when the grader is root
@@ -141,7 +142,10 @@ class Sandbox:
         for name in _ETC:
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         made: set[str] = set()
+        system = [Path(d).resolve() for d in _SYSTEM if os.path.isdir(d)]
         for p in self.python_paths:
+            if any(p.is_relative_to(d) for d in system):
+                continue  # already there, read-only, with /usr
             for parent in reversed(p.parents):  # bwrap would make them 0700
                 if str(parent) != "/" and str(parent) not in made and not str(parent).startswith(_SYSTEM):
                     args += ["--perms", "0755", "--dir", str(parent)]
@@ -149,7 +153,8 @@ class Sandbox:
             args += ["--ro-bind", str(p), str(p)]
         args += ["--perms", "0755", "--dir", os.path.dirname(LIB), "--ro-bind", str(lib), LIB,
                  "--proc", "/proc", "--dev", "/dev",
-                 "--size", str(self.limits.scratch_mb * 1024 * 1024), "--perms", "1777", "--tmpfs", ROOT]
+                 "--size", str(self.limits.scratch_mb * 1024 * 1024), "--perms", "1777", "--tmpfs", ROOT,
+                 "--symlink", f"{ROOT}/tmp", "/tmp"]  # the worker makes /sandbox/tmp
         return args
 
     def _processes(self) -> int:
