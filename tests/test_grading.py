@@ -4,10 +4,12 @@ A tiny synthetic chapter (made in a temporary folder, so nbval never sees
 it) is turned into a student version and an answer key; then a batch of
 crafted submissions (correct, blank, equivalent answers, raising, looping,
 hanging, kernel-killing, deleted and reordered cells, invalid JSON, an empty
-file, reading the hidden tests, overwriting the gradebook and the key) is
+file, reading the key at its path, overwriting the gradebook and the key) is
 graded and every score is checked exactly.  One real chapter
 (03_random_intercept, the quickest) is graded too: its solution scores full
-marks and its blank student version zero.
+marks and its blank student version zero.  Everything runs in the bubblewrap
+sandbox, which these tests require (CI installs it); the attacks of issue 16
+are in ``test_grading_attacks.py``.
 """
 
 from __future__ import annotations
