@@ -147,7 +147,7 @@ class Sandbox:
             if any(p.is_relative_to(d) for d in system):
                 continue  # already there, read-only, with /usr
             for parent in reversed(p.parents):  # bwrap would make them 0700
-                if str(parent) != "/" and str(parent) not in made and not str(parent).startswith(_SYSTEM):
+                if str(parent) != "/" and str(parent) not in made:
                     args += ["--perms", "0755", "--dir", str(parent)]
                     made.add(str(parent))
             args += ["--ro-bind", str(p), str(p)]
