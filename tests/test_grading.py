@@ -4,10 +4,12 @@ A tiny synthetic chapter (made in a temporary folder, so nbval never sees
 it) is turned into a student version and an answer key; then a batch of
 crafted submissions (correct, blank, equivalent answers, raising, looping,
 hanging, kernel-killing, deleted and reordered cells, invalid JSON, an empty
-file, reading the hidden tests, overwriting the gradebook and the key) is
+file, reading the key at its path, overwriting the gradebook and the key) is
 graded and every score is checked exactly.  One real chapter
 (03_random_intercept, the quickest) is graded too: its solution scores full
-marks and its blank student version zero.
+marks and its blank student version zero.  Everything runs in the bubblewrap
+sandbox, which these tests require (CI installs it); the attacks of issue 16
+are in ``test_grading_attacks.py``.
 """
 
 from __future__ import annotations
@@ -22,14 +24,12 @@ import pytest
 
 from lmelib.grading import Checker, compare
 from lmelib.grading.capture import encode, snapshot
-from lmelib.grading.grader import (
-    assign,
-    find_submissions,
-    grade_batch,
-    load_key,
-)
+from lmelib.grading.gradebook import feedback_stem
+from lmelib.grading.batch import find_submissions, grade_batch
+from lmelib.grading.grader import assign, load_key
 from lmelib.grading.notebook import SubmissionError, make_student_notebook, read_submission
 from lmelib.grading.runner import run_notebook, staged_lmelib
+from lmelib.grading.sandbox import find_sandbox
 from lmelib.grading.spec import SpecError, book_dir, load_spec
 
 np = pytest.importorskip("numpy")
@@ -128,8 +128,8 @@ FULL = {  # correct answers, written in equivalent forms
                  "def scale(x):\n    return x + x"),
 }
 
-CELL_TIMEOUT = 4
-TIMEOUT = 60
+CELL_TIMEOUT = 10  # the setup cell imports lmelib: seconds on a busy machine
+TIMEOUT = 120
 
 
 def _make_book(root: Path) -> Path:
@@ -152,12 +152,19 @@ def lib(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory, lib):
+def sandbox(lib):
+    """The bubblewrap sandbox; CI runs as root and installs it (.ci/run), so
+    its absence fails these tests rather than skipping them."""
+    return find_sandbox(lib)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, lib, sandbox):
     root = tmp_path_factory.mktemp("tiny")
     book = _make_book(root)
     out = root / "dist"
     nb_path, key_path, warnings = assign(book / "99_tiny.ipynb", book / "exercises" / "99_tiny.yml", out,
-                                         book=book, lib=lib, timeout=TIMEOUT)
+                                         book=book, lib=lib, sandbox=sandbox, timeout=TIMEOUT)
     assert warnings == []
     return {"root": root, "book": book, "student": nb_path, "key_path": key_path,
             "key": load_key(key_path)}
@@ -345,10 +352,10 @@ def test_read_submission_rejects_non_notebooks():
     assert cells == [(0, "x = 1\ny = 2")]
 
 
-def test_run_notebook_keeps_answers_when_time_runs_out(lib):
+def test_run_notebook_keeps_answers_when_time_runs_out(lib, sandbox):
     cells = [(0, "x = 1"), (1, "import time\ntime.sleep(1)"), (2, "time.sleep(1)"), (3, "time.sleep(1)"),
              (4, "time.sleep(1)"), (5, "y = 2")]
-    res = run_notebook(cells, {"x": None, "y": None}, lib=lib, timeout=3, cell_timeout=30)
+    res = run_notebook(cells, {"x": None, "y": None}, lib=lib, sandbox=sandbox, timeout=3, cell_timeout=30)
     assert res.answers["x"] == {"t": "int", "v": 1}
     assert res.answers["y"] == {"t": "missing"}
     assert res.cells["0"]["status"] == "ok" and res.cells["5"]["status"] == "not-run"
@@ -425,24 +432,14 @@ def _submissions(tiny, folder: Path, gradebook: Path) -> dict[str, int | float]:
     (folder / "empty.ipynb").write_bytes(b"")
     expected["empty"] = 0
 
-    # tries to read the hidden tests from wherever the notebook can see (and
-    # reports what it found in a file outside the sandbox), then overwrites the
-    # gradebook and the key (absolute paths, as if guessed) and anything called
-    # gradebook nearby; only its answer to ex-mean is lost
-    leak = folder.parent / "leak.json"
+    # tries to read the key where the grader keeps it (its absolute path, as if
+    # guessed) and in guessed relative places, then overwrites the gradebook and
+    # the key: in the sandbox none of them exists; only its answer to ex-mean is lost
     nb = _filled(student, {**FULL, "ex-mean": textwrap.dedent(f"""\
-        import os, json, glob, lmelib
+        import json
         from pathlib import Path
-        seen = []
-        roots = [Path("."), Path(".."), Path(lmelib.__file__).resolve().parents[1]]
-        for root in roots:
-            for p in root.rglob("*"):
-                seen.append(str(p.resolve()))
-        env = {{k: v for k, v in os.environ.items() if "autograder" in v or "gradebook" in v}}
-        hits = [p for p in seen if p.endswith((".json", ".yml", ".yaml")) or "gradebook" in p]
-        Path({str(leak)!r}).write_text(json.dumps({{"seen": seen, "env": env, "hits": hits}}))
-        for guess in ["tests/ex-mean.py", "../autograder/99_tiny.json", "autograder/99_tiny.json",
-                      "../book/exercises/99_tiny.yml", *hits]:
+        for guess in [{str(tiny["key_path"])!r}, "../autograder/99_tiny.json", "autograder/99_tiny.json",
+                      "../book/exercises/99_tiny.yml"]:
             key = json.loads(Path(guess).read_text())
         y_mean = key["questions"][0]["answers"][0]["expected"]["v"]"""),
         "ex-groups": textwrap.dedent(f"""\
@@ -458,15 +455,15 @@ def _submissions(tiny, folder: Path, gradebook: Path) -> dict[str, int | float]:
 
 
 @pytest.fixture(scope="module")
-def batch(tiny, tmp_path_factory, lib):
+def batch(tiny, tmp_path_factory, lib, sandbox):
     root = tmp_path_factory.mktemp("batch")
     gradebook = root / "out" / "gradebook.csv"
     expected = _submissions(tiny, root / "subs", gradebook)
     key_bytes = tiny["key_path"].read_bytes()
-    reports = grade_batch(root / "subs", tiny["key"], gradebook, lib=lib, timeout=TIMEOUT,
-                          cell_timeout=CELL_TIMEOUT, jobs=3, key_file=tiny["key_path"], log=lambda m: None)
+    reports = grade_batch(root / "subs", tiny["key"], gradebook, lib=lib, sandbox=sandbox, timeout=TIMEOUT,
+                          cell_timeout=CELL_TIMEOUT, jobs=2, key_files=[tiny["key_path"]], log=lambda m: None)
     return {"root": root, "gradebook": gradebook, "expected": expected, "reports": reports,
-            "key_bytes": key_bytes, "leak": root / "leak.json"}
+            "key_bytes": key_bytes}
 
 
 def _rows(path: Path) -> dict[str, dict]:
@@ -479,15 +476,18 @@ def test_batch_scores_exactly(batch):
     assert set(rows) == set(batch["expected"])
     got = {s: float(r["total"]) for s, r in rows.items()}
     assert got == {s: float(v) for s, v in batch["expected"].items()}
-    assert all(r["status"] == "graded" and r["possible"] == "6" for r in rows.values())
+    assert all(r["status"] == "graded" and r["possible"] == "6" for r in rows.values()
+               if r["student"] not in ("invalid", "empty"))
+    assert rows["invalid"]["status"] == rows["empty"]["status"] == "unreadable"
+    assert all(r["sandbox"] == "bubblewrap" and r["chapter"] == "99_tiny" for r in rows.values())
     # per question
     assert rows["raises"]["ex-mean"] == "0" and rows["raises"]["ex-groups"] == "3"
     assert rows["loop"]["ex-groups"] == "0" and rows["loop"]["ex-frame"] == "2"
     assert rows["deleted"]["ex-frame"] == "0" and rows["deleted"]["ex-mean"] == "1"
 
 
-def _feedback(batch, student: str) -> str:
-    return (batch["gradebook"].parent / "gradebook_feedback" / f"{student}.md").read_text()
+def _feedback(batch, student: str, suffix: str = ".md") -> str:
+    return (batch["gradebook"].parent / "gradebook_feedback" / f"{feedback_stem(student)}{suffix}").read_text()
 
 
 def test_feedback_explains_what_failed(batch):
@@ -508,34 +508,28 @@ def test_feedback_explains_what_failed(batch):
     assert "NameError" in fb and "`y_mean` is not defined" in fb
     blank = _feedback(batch, "blank")
     assert "still the placeholder `...`" in blank and "Running your notebook" not in blank
-    report = json.loads((batch["gradebook"].parent / "gradebook_feedback" / "raises.json").read_text())
+    report = json.loads(_feedback(batch, "raises", ".json"))
     assert report["questions"]["ex-mean"]["points"] == 0
 
 
-def test_hidden_tests_are_out_of_reach(batch):
-    leak = json.loads(batch["leak"].read_text())
-    assert leak["hits"] == [] and leak["env"] == {}
-    key_dir = str(Path(batch["root"]).parent)
-    assert not any("autograder" in p or "gradebook" in p or "exercises" in p for p in leak["seen"])
-    assert not any(p.startswith(key_dir) and "lmelib-sandbox" not in p for p in leak["seen"]), key_dir
-    fb = _feedback(batch, "hostile")
-    assert "FileNotFoundError" in fb and "5 of 6 points" in fb
-
-
-def test_overwriting_the_gradebook_and_key_changes_nothing(batch, tiny):
+def test_the_key_and_gradebook_are_out_of_reach(batch, tiny):
+    """The hostile notebook found no key at its absolute path and could not
+    overwrite the gradebook or the key: nothing had to be restored."""
     assert tiny["key_path"].read_bytes() == batch["key_bytes"]
     rows = _rows(batch["gradebook"])
     assert rows["hostile"]["total"] == "5" and len(rows) == len(batch["expected"])
-    assert "were changed; they were restored" in _feedback(batch, "hostile")
+    fb = _feedback(batch, "hostile")
+    assert "FileNotFoundError" in fb and "5 of 6 points" in fb
+    assert "restored" not in fb
 
 
-def test_grading_is_reproducible_and_resumable(batch, tiny, lib):
+def test_grading_is_reproducible_and_resumable(batch, tiny, lib, sandbox):
     gradebook = batch["gradebook"]
     first = gradebook.read_bytes()
     fb_dir = gradebook.parent / "gradebook_feedback"
     # run again on the same gradebook: nothing to do, nothing lost
-    grade_batch(batch["root"] / "subs", tiny["key"], gradebook, lib=lib, timeout=TIMEOUT,
-                cell_timeout=CELL_TIMEOUT, key_file=tiny["key_path"], log=lambda m: None)
+    grade_batch(batch["root"] / "subs", tiny["key"], gradebook, lib=lib, sandbox=sandbox, timeout=TIMEOUT,
+                cell_timeout=CELL_TIMEOUT, key_files=[tiny["key_path"]], log=lambda m: None)
     assert gradebook.read_bytes() == first
     # regrade a few submissions from scratch into a new gradebook: same rows and feedback
     subs2 = batch["root"] / "subs2"
@@ -543,14 +537,16 @@ def test_grading_is_reproducible_and_resumable(batch, tiny, lib):
     for name in ["raises", "invalid"]:
         (subs2 / f"{name}.ipynb").write_bytes((batch["root"] / "subs" / f"{name}.ipynb").read_bytes())
     gb2 = batch["root"] / "again" / "gradebook.csv"
-    grade_batch(subs2, tiny["key"], gb2, lib=lib, timeout=TIMEOUT, cell_timeout=CELL_TIMEOUT, jobs=2,
-                log=lambda m: None)
+    grade_batch(subs2, tiny["key"], gb2, lib=lib, sandbox=sandbox, timeout=TIMEOUT, cell_timeout=CELL_TIMEOUT,
+                jobs=2, log=lambda m: None)
     rows1, rows2 = _rows(gradebook), _rows(gb2)
+    varying = ("file", "signature", "feedback_sha256")  # paths, and each gradebook's own secret
     for name in ["raises", "invalid"]:
-        a = {k: v for k, v in rows1[name].items() if k != "file"}
-        b = {k: v for k, v in rows2[name].items() if k != "file"}
+        a = {k: v for k, v in rows1[name].items() if k not in varying}
+        b = {k: v for k, v in rows2[name].items() if k not in varying}
         assert a == b
-        assert (fb_dir / f"{name}.md").read_text() == (gb2.parent / "gradebook_feedback" / f"{name}.md").read_text()
+        fb = f"{feedback_stem(name)}.md"
+        assert (fb_dir / fb).read_text() == (gb2.parent / "gradebook_feedback" / fb).read_text()
 
 
 def test_a_crash_mid_batch_leaves_a_whole_gradebook(tiny, tmp_path, monkeypatch):
@@ -564,31 +560,28 @@ def test_a_crash_mid_batch_leaves_a_whole_gradebook(tiny, tmp_path, monkeypatch)
         (subs / f"{name}.ipynb").write_bytes(tiny["student"].read_bytes())
     calls = []
 
-    def fake(path, key, **kw):
-        calls.append(Path(path).stem)
-        if Path(path).stem == "c" and len(calls) == 3:
+    def fake(sub, **kw):
+        calls.append(sub.path.stem)
+        if sub.path.stem == "c" and len(calls) == 3:
             raise KeyboardInterrupt  # the instructor's Ctrl-C, or the grader killed
-        answers = {"y_mean": {"t": "float", "v": 2.75}}
-        questions = grader_mod.grade_answers(key, answers)
-        return {"file": str(path), "sha256": grader_mod._sha(Path(path).read_bytes()), "chapter": key["chapter"],
-                "key": key["id"], "questions": questions, "total": sum(q["points"] for q in questions.values()),
-                "possible": 6.0, "notes": []}
+        return grader_mod._report(sub.key, str(sub.path), sub.sha, {"y_mean": {"t": "float", "v": 2.75}},
+                                  [], "graded", None)
 
     monkeypatch.setattr(grader_mod, "grade_submission", fake)
     gb = tmp_path / "gb.csv"
     with pytest.raises(KeyboardInterrupt):
-        grade_batch(subs, tiny["key"], gb, lib=tmp_path, log=lambda m: None)
+        grade_batch(subs, tiny["key"], gb, lib=tmp_path, sandbox=None, log=lambda m: None)
     rows = _rows(gb)
     assert rows["a"]["total"] == "1" and rows["b"]["total"] == "1"
     assert rows["c"]["status"] == "in progress" and "d" not in rows
-    grade_batch(subs, tiny["key"], gb, lib=tmp_path, log=lambda m: None)
+    grade_batch(subs, tiny["key"], gb, lib=tmp_path, sandbox=None, log=lambda m: None)
     assert calls == ["a", "b", "c", "c", "d"]
     rows = _rows(gb)
     assert [rows[s]["status"] for s in "abcd"] == ["graded"] * 4
-    assert not list(tmp_path.glob(".gb.csv.*"))  # no temporary files left behind
+    assert not list(tmp_path.glob(".gb.csv.*.tmp"))  # no temporary files left behind
     # --regrade keeps a copy of the old gradebook
     before = gb.read_bytes()
-    grade_batch(subs, tiny["key"], gb, lib=tmp_path, regrade=True, log=lambda m: None)
+    grade_batch(subs, tiny["key"], gb, lib=tmp_path, sandbox=None, regrade=True, log=lambda m: None)
     assert (tmp_path / "gb.csv.bak").read_bytes() == before and len(calls) == 9
 
 
@@ -609,13 +602,14 @@ def test_find_submissions(tmp_path):
 # a real chapter
 
 
-def test_real_chapter_solution_full_marks_blank_zero(tmp_path, lib):
+def test_real_chapter_solution_full_marks_blank_zero(tmp_path, lib, sandbox):
     book = book_dir()
     chapter = book / "03_random_intercept.ipynb"
     spec = book / "exercises" / "03_random_intercept.yml"
     if not chapter.exists() or not spec.exists():
         pytest.skip("chapter 03 not present")
-    nb_path, key_path, warnings = assign(chapter, spec, tmp_path / "dist", book=book, lib=lib, timeout=300)
+    nb_path, key_path, warnings = assign(chapter, spec, tmp_path / "dist", book=book, lib=lib, sandbox=sandbox,
+                                         timeout=300)
     assert warnings == []
     subs = tmp_path / "subs"
     subs.mkdir()
@@ -623,7 +617,8 @@ def test_real_chapter_solution_full_marks_blank_zero(tmp_path, lib):
     (subs / "blank.ipynb").write_bytes(nb_path.read_bytes())
     key = load_key(key_path)
     gb = tmp_path / "gradebook.csv"
-    grade_batch(subs, key, gb, lib=lib, timeout=300, cell_timeout=120, jobs=2, log=lambda m: None)
+    grade_batch(subs, key, gb, lib=lib, sandbox=sandbox, timeout=300, cell_timeout=120, jobs=2,
+                log=lambda m: None)
     rows = _rows(gb)
     possible = sum(q["points"] for q in key["questions"])
     assert float(rows["solution"]["total"]) == possible
@@ -631,7 +626,7 @@ def test_real_chapter_solution_full_marks_blank_zero(tmp_path, lib):
     assert rows["blank"]["notes"] == ""  # the blank notebook runs without errors
 
 
-def test_a_kernel_that_cannot_start_is_a_grader_error(tiny, tmp_path, lib):
+def test_a_kernel_that_cannot_start_is_a_grader_error(tiny, tmp_path, lib, sandbox):
     """Not the student's fault: the row says `error`, and the next run grades it again."""
     import shutil
 
@@ -642,10 +637,10 @@ def test_a_kernel_that_cannot_start_is_a_grader_error(tiny, tmp_path, lib):
     subs.mkdir()
     (subs / "solution.ipynb").write_bytes((tiny["book"] / "99_tiny.ipynb").read_bytes())
     gb = tmp_path / "gb.csv"
-    grade_batch(subs, tiny["key"], gb, lib=broken, timeout=TIMEOUT, log=lambda m: None)
+    grade_batch(subs, tiny["key"], gb, lib=broken, sandbox=sandbox, timeout=TIMEOUT, log=lambda m: None)
     row = _rows(gb)["solution"]
     assert row["status"] == "error" and row["total"] == "0"
     assert "could not be started" in row["notes"] and "grading machine" in row["notes"]
-    grade_batch(subs, tiny["key"], gb, lib=lib, timeout=TIMEOUT, log=lambda m: None)
+    grade_batch(subs, tiny["key"], gb, lib=lib, sandbox=sandbox, timeout=TIMEOUT, log=lambda m: None)
     row = _rows(gb)["solution"]
     assert row["status"] == "graded" and row["total"] == "6"

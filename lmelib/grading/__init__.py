@@ -16,8 +16,11 @@ kernel imports it.
 Modules: ``spec`` (question specifications, ``book/exercises/*.yml``),
 ``notebook`` (chapters, submissions, the student version), ``capture``
 (answers as JSON data), ``compare`` (the checks), ``checker`` (instant
-feedback), ``runner`` and ``worker`` (running a notebook in a sandbox and
-its own kernel), ``grader`` (keys, assign, batch grading).
+feedback), ``sandbox`` (bubblewrap: namespaces, read-only mounts, uid,
+limits), ``runner`` and ``worker`` (running a notebook in a sandbox and its
+own kernel), ``grader`` (keys, assign, grading one submission),
+``gradebook`` (signed rows, feedback file names, atomic writes), ``batch``
+(a folder of submissions, resuming).
 """
 
 from .checker import Checker, CheckResult

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from collections import Counter
+import os
 from pathlib import Path
 
 
@@ -25,6 +25,20 @@ def _chapter_paths(names: list[str], book: Path) -> list[Path]:
     return out
 
 
+def _sandbox(args, lib: Path):
+    """The checked sandbox, or None with --no-sandbox; exits with what to install."""
+    from .sandbox import SandboxUnavailable, find_sandbox
+
+    if args.no_sandbox:
+        print("--no-sandbox: notebooks run WITHOUT isolation, as your user; every row is marked "
+              "'unsandboxed'", file=sys.stderr)
+        return None
+    try:
+        return find_sandbox(lib)
+    except SandboxUnavailable as exc:
+        raise SystemExit(f"cannot grade safely: {exc}") from None
+
+
 def cmd_assign(args) -> int:
     from .grader import KeyBuildError, assign
     from .runner import staged_lmelib
@@ -38,6 +52,7 @@ def cmd_assign(args) -> int:
     status = 0
     with tempfile.TemporaryDirectory(prefix="lmelib-assign-") as tmp:
         lib = staged_lmelib(Path(tmp) / "lib")
+        sandbox = _sandbox(args, lib)
         for chapter in chapters:
             spec = spec_path(chapter, book)
             if not spec.exists():
@@ -46,7 +61,7 @@ def cmd_assign(args) -> int:
                 continue
             try:
                 nb_path, key_path, warnings = assign(chapter, spec, Path(args.out), book=book, lib=lib,
-                                                     timeout=args.timeout)
+                                                     sandbox=sandbox, timeout=args.timeout)
             except (SpecError, KeyBuildError, OSError) as exc:
                 print(f"{chapter.name}: {exc}", file=sys.stderr)
                 status = 1
@@ -57,62 +72,61 @@ def cmd_assign(args) -> int:
     return status
 
 
-def _load_key(args, submissions: Path):
-    """The key (and its file, if any) for the batch."""
+def _load_keys(args) -> tuple[dict, list[Path]]:
+    """{chapter: key} and the key files they came from.
+
+    ``--key`` a file: that key; ``--key`` a folder: every key in it (each
+    submission's metadata picks its own); no ``--key``: the key of
+    ``--chapter``, built now by running the chapter's solution.
+    """
     from .grader import build_key, load_key
-    from .notebook import read_submission
     from .runner import staged_lmelib
     from .spec import load_spec, spec_path
 
     chapter = Path(args.chapter).stem if args.chapter else None
-    if chapter is None:
-        claims = Counter()
-        for p in sorted(submissions.rglob("*.ipynb")):
-            try:
-                meta = read_submission(p.read_bytes())[1]
-                name = (meta.get("lmelib_grading") or {}).get("chapter")
-            except Exception:  # noqa: BLE001 - unreadable submissions claim nothing
-                continue
-            if isinstance(name, str):
-                claims[name] += 1
-        if args.key and Path(args.key).is_file():
-            chapter = load_key(Path(args.key))["chapter"]
-        elif len(claims) == 1:
-            chapter = next(iter(claims))
-        elif claims:
-            chapter = claims.most_common(1)[0][0]
-            print(f"submissions name several chapters {dict(claims)}; grading as {chapter!r} "
-                  "(use --chapter to choose)", file=sys.stderr)
-        else:
-            raise SystemExit("cannot tell which chapter these submissions are for: use --chapter")
     if args.key:
         kp = Path(args.key)
-        if kp.is_dir():
-            kp = kp / f"{chapter}.json"
-        key = load_key(kp)
-        if key["chapter"] != chapter:
-            raise SystemExit(f"{kp} is the key of {key['chapter']!r}, not {chapter!r}")
-        return key, kp
+        paths = sorted(kp.glob("*.json")) if kp.is_dir() else [kp]
+        keys = {}
+        for p in paths:
+            key = load_key(p)
+            keys[key["chapter"]] = key
+        if not keys:
+            raise SystemExit(f"no answer keys in {kp}")
+        return keys, paths
+    if chapter is None:
+        raise SystemExit("without --key, say which chapter to build the key for: --chapter NAME")
     book = Path(args.book).resolve()
     print(f"no --key given: running the solution of {chapter} to build the key", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="lmelib-key-") as tmp:
+        lib = staged_lmelib(Path(tmp) / "lib")
         spec = load_spec(spec_path(chapter, book))
-        key, _ = build_key(spec, book / spec["chapter"], book=book, lib=staged_lmelib(Path(tmp) / "lib"),
+        key, _ = build_key(spec, book / spec["chapter"], book=book, lib=lib, sandbox=_sandbox(args, lib),
                            timeout=args.timeout)
-    return key, None
+    return {key["chapter"]: key}, []
 
 
 def cmd_grade(args) -> int:
-    from .grader import grade_batch
+    from .batch import grade_batch
+    from .sandbox import SandboxUnavailable
 
     submissions = Path(args.submissions)
     if not submissions.is_dir():
         print(f"{submissions} is not a folder", file=sys.stderr)
         return 2
-    key, key_file = _load_key(args, submissions)
-    reports = grade_batch(submissions, key, Path(args.out), feedback_dir=args.feedback,
-                          timeout=args.timeout, cell_timeout=args.cell_timeout, jobs=args.jobs,
-                          regrade=args.regrade, key_file=key_file)
+    keys, key_files = _load_keys(args)
+    chapter = Path(args.chapter).stem if args.chapter else None
+    if chapter is not None and chapter not in keys:
+        raise SystemExit(f"no answer key for chapter {chapter!r} in {args.key}")
+    if chapter is None and (not args.key or Path(args.key).is_file()):
+        chapter = next(iter(keys))  # one key given: every notebook is graded with it
+    try:
+        reports = grade_batch(submissions, keys, Path(args.out), chapter=chapter, feedback_dir=args.feedback,
+                              sandbox=None if args.no_sandbox else "auto", timeout=args.timeout,
+                              cell_timeout=args.cell_timeout, jobs=args.jobs, regrade=args.regrade,
+                              key_files=key_files)
+    except SandboxUnavailable as exc:
+        raise SystemExit(f"cannot grade safely: {exc}") from None
     print(f"graded {len(reports)} submission(s) into {args.out}")
     return 0
 
@@ -130,6 +144,7 @@ def main(argv=None) -> int:
     pa.add_argument("--out", required=True, help="output folder: <out>/student and <out>/autograder")
     pa.add_argument("--book", default=str(book_dir()), help="the book folder (default: %(default)s)")
     pa.add_argument("--timeout", type=float, default=900, help="seconds for running the solution")
+    pa.add_argument("--no-sandbox", action="store_true", help="run the solutions without bubblewrap")
     pa.set_defaults(func=cmd_assign)
 
     pg = sub.add_parser("grade", help="grade a folder of submitted notebooks")
@@ -137,14 +152,18 @@ def main(argv=None) -> int:
     pg.add_argument("--out", required=True, help="the gradebook CSV to write")
     pg.add_argument("--key", help="answer key file or the <out>/autograder folder from `assign` "
                     "(default: build it now from the chapter's solution)")
-    pg.add_argument("--chapter", help="chapter name, e.g. 03_random_intercept (default: from the "
-                    "notebooks' metadata)")
+    pg.add_argument("--chapter", help="grade every notebook as this chapter, e.g. 03_random_intercept "
+                    "(default: each notebook's own metadata chooses its key in the --key folder)")
     pg.add_argument("--feedback", help="folder for the feedback files (default: <out stem>_feedback)")
     pg.add_argument("--timeout", type=float, default=900, help="seconds per notebook (default %(default)s)")
     pg.add_argument("--cell-timeout", type=float, default=300, help="seconds per cell (default %(default)s)")
-    pg.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time (default 1)")
+    pg.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="notebooks run at the same time (default: the number of cores, %(default)s)")
     pg.add_argument("--regrade", action="store_true", help="grade everything again, ignoring an "
                     "existing gradebook")
+    pg.add_argument("--no-sandbox", action="store_true", help="grade WITHOUT the bubblewrap sandbox "
+                    "(the notebooks can read and write whatever you can; every row is marked "
+                    "'unsandboxed'); only for trusted notebooks")
     pg.add_argument("--book", default=str(book_dir()), help="the book folder (default: %(default)s)")
     pg.set_defaults(func=cmd_grade)
 

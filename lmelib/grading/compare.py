@@ -16,11 +16,21 @@ Every check returns ``(passed, message)``.  Equivalent answers are accepted:
   strings, and the order of the rows does not matter unless the question
   says so (``ordered: true``);
 * a tuple may be a list or a 1-d array.
+
+How values are compared: an integer (kind ``int``, and integers inside
+tuples, Series and DataFrames) and a label exactly; a number with
+``|x - expected| <= atol + rtol * |expected|``; a ``pvalue`` (a number in
+[0, 1]) on the log scale, ``|ln p - ln expected| <= rtol`` (``atol`` is not
+used), which is a relative tolerance that holds at every magnitude: with
+``rtol = 0.01`` the naive p of 3.0e-26 does not pass for the corrected
+1.5e-26, nor does 0 (values below the smallest normal double, 2.2e-308,
+count as that value); a bool only as a bool.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 
 __all__ = ["KINDS", "describe", "check_kind", "check_structure", "check_value",
            "structure_of", "KIND_TEXT"]
@@ -28,6 +38,7 @@ __all__ = ["KINDS", "describe", "check_kind", "check_structure", "check_value",
 #: The answer kinds a question can ask for, and how they are described.
 KIND_TEXT = {
     "float": "a number",
+    "pvalue": "a p-value (a number from 0 to 1)",
     "int": "an integer",
     "bool": "a bool (True or False)",
     "str": "a label (a string)",
@@ -38,6 +49,8 @@ KIND_TEXT = {
 KINDS = tuple(KIND_TEXT)
 
 _NUMBER_TAGS = ("int", "float")
+_SCALAR_KINDS = ("float", "pvalue", "int", "bool", "str")
+_TINY = sys.float_info.min  # p-values below this are compared as this
 
 
 def describe(enc: dict) -> str:
@@ -119,13 +132,19 @@ def coerce(enc: dict, kind: str, expected: dict | None = None):
     t = enc.get("t")
     if t in ("missing", "ellipsis", "error"):
         return None, describe(enc)
-    if kind in ("float", "int", "bool", "str") and t in ("list", "array", "series", "frame"):
+    if kind in _SCALAR_KINDS and t in ("list", "array", "series", "frame"):
         inner = _single(enc)
         if inner is not None:
             return coerce(inner, kind)
     if kind == "float":
         if t in _NUMBER_TAGS:
             return _num(enc["v"]), None
+    elif kind == "pvalue":
+        if t in _NUMBER_TAGS:
+            x = _num(enc["v"])
+            if x is not None and 0.0 <= x <= 1.0:
+                return x, None
+            return None, "a number outside [0, 1]"
     elif kind == "int":
         if t == "int":
             return enc["v"], None
@@ -247,11 +266,19 @@ def check_structure(enc: dict, kind: str, structure: dict, ordered: bool = False
     return True, "has the expected form"
 
 
-def _close(a, e, rtol: float, atol: float) -> bool:
-    """Whether actual scalar ``a`` matches expected scalar ``e``."""
+def _close_p(a: float, e: float, rtol: float) -> bool:
+    """Two p-values on the log scale (see the module docstring)."""
+    return abs(math.log(max(a, _TINY)) - math.log(max(e, _TINY))) <= rtol
+
+
+def _close(a, e, rtol: float, atol: float, exact_ints: bool = True) -> bool:
+    """Whether actual scalar ``a`` matches expected scalar ``e``.
+
+    An integer ``e`` is matched exactly (a count is right or wrong), unless
+    ``exact_ints`` is false (kind ``float`` whose solution happens to be an int).
+    """
     if isinstance(e, bool):
-        return (isinstance(a, bool) and a == e) or (
-            isinstance(a, (int, float)) and not isinstance(a, bool) and a == e)
+        return isinstance(a, bool) and a == e
     ef = _num(e)
     if ef is not None:
         af = _num(a)
@@ -261,6 +288,8 @@ def _close(a, e, rtol: float, atol: float) -> bool:
             return math.isnan(ef) and math.isnan(af)
         if math.isinf(ef) or math.isinf(af):
             return ef == af
+        if isinstance(e, int) and exact_ints:
+            return af == ef
         return abs(af - ef) <= atol + rtol * abs(ef)
     if e is None:
         return a is None or a == "nan"
@@ -280,8 +309,12 @@ def check_value(enc: dict, kind: str, expected: dict, rtol: float, atol: float,
     value, why = coerce(enc, kind, structure_of(expected, kind) if kind == "frame" else None)
     if why is not None:
         return False, f"should be {KIND_TEXT[kind]}, but it is {why}"
-    if kind in ("float", "int", "bool", "str"):
-        if _close(value, exp, rtol, atol):
+    if kind == "pvalue":
+        if _close_p(value, exp, rtol):
+            return True, "has the expected value"
+        return False, f"is not the expected value (compared on the log scale: |ln p - ln p̂| <= {rtol:g})"
+    if kind in _SCALAR_KINDS:
+        if _close(value, exp, rtol, atol, exact_ints=kind != "float"):
             return True, "has the expected value"
         if kind == "float":
             return False, f"is not the expected value ({_tol_text(rtol, atol)})"

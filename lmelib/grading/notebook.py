@@ -32,8 +32,11 @@ import re
 
 import nbformat
 
-__all__ = ["parse_markdown", "exercises_in", "code_cells", "read_submission",
-           "make_student_notebook", "SubmissionError"]
+__all__ = ["parse_markdown", "exercises_in", "code_cells", "read_submission", "claimed_chapter",
+           "make_student_notebook", "SubmissionError", "MAX_NOTEBOOK_BYTES"]
+
+#: a larger file is not read as a notebook (chapters with outputs are ~1 MB)
+MAX_NOTEBOOK_BYTES = 64 * 1024 * 1024
 
 _OPEN = re.compile(r"^(\s*)(`{3,}|:{3,})\{(exercise|solution-start|solution-end|solution)\}\s*(.*?)\s*$")
 
@@ -123,8 +126,12 @@ def read_submission(data: bytes) -> tuple[list[tuple[int, str]], dict]:
     """Code cells and metadata of a submitted notebook, read leniently.
 
     Raises :class:`SubmissionError` with a message for the student if the
-    file is empty, not JSON, or not a notebook.
+    file is empty, too large, not JSON (invalid, truncated, nested too
+    deeply to read), or not a notebook.
     """
+    if len(data) > MAX_NOTEBOOK_BYTES:
+        raise SubmissionError(f"the file is too large to be a notebook ({len(data) // 2**20} MiB; "
+                              f"at most {MAX_NOTEBOOK_BYTES // 2**20} MiB)")
     if not data.strip():
         raise SubmissionError("the file is empty")
     try:
@@ -135,12 +142,14 @@ def read_submission(data: bytes) -> tuple[list[tuple[int, str]], dict]:
         raw = json.loads(text)
     except ValueError as exc:
         raise SubmissionError(f"the file is not valid JSON, so it is not a notebook ({exc})") from None
+    except RecursionError:
+        raise SubmissionError("the file is JSON nested too deeply to be a notebook") from None
     if not isinstance(raw, dict):
         raise SubmissionError("the file is JSON but not a notebook")
     if "cells" not in raw and "worksheets" in raw:
         try:
             raw = nbformat.convert(nbformat.from_dict(raw), 4)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - RecursionError too
             raise SubmissionError(f"the notebook is in an old format that could not be read ({exc})") from None
     cells = raw.get("cells")
     if not isinstance(cells, list):
@@ -159,12 +168,23 @@ def read_submission(data: bytes) -> tuple[list[tuple[int, str]], dict]:
     return out, meta
 
 
+def claimed_chapter(meta: dict) -> str | None:
+    """The chapter a notebook's metadata says it is for (the student version
+    records it), if it names one in the form of a chapter name."""
+    info = meta.get("lmelib_grading")
+    name = info.get("chapter") if isinstance(info, dict) else None
+    if isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", name):
+        return name
+    return None
+
+
 def _cell_id(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "-", text)[:64]
 
 
 _KIND_HINT = {
-    "float": "a number", "int": "an integer", "bool": "True or False", "str": "a label (string)",
+    "float": "a number", "pvalue": "a p-value", "int": "an integer", "bool": "True or False",
+    "str": "a label (string)",
     "tuple": "a tuple", "series": "a pandas Series", "frame": "a pandas DataFrame",
 }
 

@@ -21,8 +21,10 @@ come from the solution.  Example::
           sigma2_u_reml: float
           sigma2_u_ml_hand: {kind: float, rtol: 2.0e-3}
 
-Answer fields: ``kind`` (``float``, ``int``, ``bool``, ``str``, ``tuple``,
-``series``, ``frame``), ``rtol``/``atol`` (numbers), ``ordered`` (index
+Answer fields: ``kind`` (``float``, ``pvalue``, ``int``, ``bool``, ``str``,
+``tuple``, ``series``, ``frame``), ``rtol``/``atol`` (numbers; a ``pvalue``
+is compared on the log scale, ``|ln p - ln expected| <= rtol``, and an
+``int`` exactly, see ``compare``), ``ordered`` (index
 order matters), ``weight`` (share of the question's points, default 1),
 ``expr`` (a Python expression evaluated in the student's namespace instead
 of reading the variable, e.g. ``"reml_criterion([0.5, 0, 0.05])"``).

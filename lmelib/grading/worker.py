@@ -1,11 +1,18 @@
 """Run one submission's code cells in a fresh kernel and record its answers.
 
-This is the child process the grader starts for every notebook it runs
-(``python -m lmelib.grading.worker``, with a job description on stdin).  It
-owns one kernel at a time, started in the submission's sandbox directory, and
-writes its progress to a result file after every cell, so that whatever
-happens later (a cell that never returns, a kernel that dies, this process
-being killed) the answers computed so far are kept.
+This is the process the grader starts for every notebook it runs
+(``python -I .../lmelib/grading/worker.py``, with a job description on
+stdin; run as a file so that it does not import lmelib),
+inside the submission's sandbox (``sandbox``).  It lays out the scratch
+folder it is given (``work/`` with a copy of the notebook and its data files,
+the kernel's working directory; ``run/`` for its own files), owns one kernel
+at a time, and reports its progress on its standard output, one JSON record
+per line, after every cell: the grader keeps the last complete record, so
+whatever happens later (a cell that never returns, a kernel that dies, this
+process being killed) the answers computed so far are kept.  The record
+channel is a pipe that the kernel does not inherit, and this process makes
+itself non-dumpable, so the kernel (same uid) cannot open it through
+``/proc``.
 
 Per cell: the cell runs with a time limit (``cell_timeout``, capped by what
 is left of the notebook's limit); a cell that runs over is interrupted like
@@ -16,7 +23,7 @@ If the kernel dies, or does not answer after an interrupt, the offending cell
 is marked, the kernel is restarted and the notebook is run again without
 that cell (at most ``max_restarts`` times, within the notebook's limit).
 
-The result file (JSON)::
+A record (one line of JSON)::
 
     {"cells": {"<index>": {"status": "ok" | "error" | "timeout" | "killed-kernel"
                                      | "hung" | "skipped" | "not-run",
@@ -29,10 +36,13 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import base64
+import ctypes
 import json
 import os
 import sys
 import time
+from pathlib import Path
 from queue import Empty
 
 __all__ = ["main"]
@@ -58,23 +68,56 @@ def _current_env_spec_manager():
     return CurrentEnv()
 
 
+def _not_dumpable() -> None:
+    """Keep processes of the same uid (the kernel) out of /proc/<this pid>/fd."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+
+def _record_channel():
+    """A private handle on stdout for the records; fd 1 then points to stderr,
+    so that stray prints of libraries cannot corrupt the records."""
+    fd = os.dup(1)  # not inheritable: the kernel never gets it
+    os.dup2(2, 1)
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
 class Job:
-    def __init__(self, spec: dict):
+    def __init__(self, spec: dict, out):
         self.cells = [(int(i), str(src)) for i, src in spec["cells"]]
         self.answers = spec["answers"]              # key -> None | expr (after each cell)
         self.final_answers = spec["final_answers"]  # including expressions (at the end)
-        self.cwd = spec["cwd"]
+        self.root = Path(spec["root"])              # the scratch folder
+        self.cwd = str(self.root / "work")
+        self.run_dir = self.root / "run"
+        self.files = spec.get("files", {})          # path relative to work/ -> base64
         self.kernel_env = spec["kernel_env"]
         self.cell_timeout = float(spec["cell_timeout"])
         self.timeout = float(spec["timeout"])
         self.deadline: float | None = None  # set when the first kernel is ready
-        self.result_path = spec["result"]
-        self.pidfile = spec["pidfile"]
-        self.kernel_log = spec["kernel_log"]
+        self.out = out
+        self.pidfile = str(self.run_dir / "kernel.pid")
+        self.kernel_log = str(self.run_dir / "kernel.log")
         self.max_restarts = int(spec.get("max_restarts", 2))
         self.cells_state: dict[str, dict] = {}
         self.answers_out: dict[str, dict] = {}
         self.events: list[str] = []
+
+    def prepare(self) -> None:
+        """Lay out the scratch folder: work/ (the notebook and its files), run/,
+        home/ and tmp/."""
+        for name in ("work", "home", "tmp"):
+            (self.root / name).mkdir(parents=True, exist_ok=True)
+        self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for rel, data in self.files.items():
+            target = Path(os.path.normpath(os.path.join(self.cwd, rel)))
+            if not target.is_relative_to(self.root) or target.parent == self.root:
+                raise ValueError(f"data file {rel!r} would land outside the scratch folder")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(base64.b64decode(data))
+        os.chdir(self.run_dir)  # jupyter_client puts its IPC sockets here
 
     def start_clock(self) -> None:
         """The notebook's time limit counts from when its first kernel is ready."""
@@ -89,10 +132,11 @@ class Job:
     def save(self, done: bool = False) -> None:
         data = {"cells": self.cells_state, "answers": self.answers_out,
                 "events": self.events, "done": done}
-        tmp = self.result_path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh)
-        os.replace(tmp, self.result_path)
+        try:
+            self.out.write(json.dumps(data) + "\n")
+            self.out.flush()
+        except (OSError, ValueError):  # the grader stopped reading: nothing to report to
+            pass
 
     def merge_answers(self, new: dict) -> None:
         for key, enc in new.items():
@@ -112,10 +156,16 @@ class Stop(Exception):
         self.index, self.status, self.message = index, status, message
 
 
+_CAPTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "capture.py")
+
+
 async def _snapshot(client, answers: dict, timeout: float):
-    """Encoded answers from the kernel, or None if it does not reply in time."""
-    expr = ("__import__('lmelib.grading.capture', fromlist=['snapshot'])"
-            f".snapshot(globals(), {answers!r})")
+    """Encoded answers from the kernel, or None if it does not reply in time.
+
+    ``capture.py`` (standard library only) is run from its file, so reading
+    the answers does not import lmelib into a kernel that did not.
+    """
+    expr = f"__import__('runpy').run_path({_CAPTURE!r})['snapshot'](globals(), {answers!r})"
     kc = client.kc
     msg_id = kc.execute("", silent=True, store_history=False,
                         user_expressions={"answers": expr}, allow_stdin=False,
@@ -167,7 +217,7 @@ async def _attempt(job: Job, skip: dict[int, str], attempt: int = 0) -> None:
     # started at the same time by parallel workers cannot collide
     km = AsyncKernelManager(
         kernel_name="python3", kernel_spec_manager=_current_env_spec_manager(), transport="ipc",
-        connection_file=os.path.join(os.path.dirname(job.result_path), f"kernel-{attempt}.json"))
+        connection_file=str(job.run_dir / f"kernel-{attempt}.json"))
     replies: dict[int, dict] = {}
 
     def on_executed(cell, cell_index, execute_reply):
@@ -272,8 +322,11 @@ async def _run(job: Job) -> None:
 
 
 def main() -> None:
-    job = Job(json.loads(sys.stdin.read()))
-    job.save()
+    _not_dumpable()
+    out = _record_channel()
+    job = Job(json.loads(sys.stdin.read()), out)
+    job.prepare()
+    job.save()  # the first record: the worker is up, no submitted code has run yet
     asyncio.run(_run(job))
     job.save(done=True)
 
