@@ -19,7 +19,6 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 import scipy.linalg
-import scipy.stats
 
 from .design import ModelFrame, model_frame
 from .fitted import FittedModel
@@ -140,6 +139,7 @@ class GLSModel(FittedModel):
     def coef_table(self) -> pd.DataFrame:
         t = self.fixef / self.se
         df = self.nobs - self.frame.p
+        import scipy.stats  # late: half of `import lmelib`'s time, needed by few functions
         return pd.DataFrame({"Estimate": self.fixef, "Std. Error": self.se, "t value": t,
                              "Pr(>|t|)": 2 * scipy.stats.t.sf(np.abs(t), df)})
 
