@@ -269,7 +269,7 @@ class GeneralizedLinearMixedModel:
                 return pd.DataFrame(V, index=names, columns=names)
         except np.linalg.LinAlgError:
             pass
-        sol = self._pirls._solve(self.theta, self.mode.eta, self.mode.mu, self.mode.beta, True)
+        sol = self._pirls._solve(self.theta, self.mode.eta, self.mode.mu, self.mode.beta, True)[0]
         RXinv = scipy.linalg.solve_triangular(sol.RX, np.eye(p))
         return pd.DataFrame(RXinv @ RXinv.T, index=names, columns=names)
 

@@ -291,29 +291,32 @@ class PIRLS:
         ll = self.loglik(mu)
         return -2.0 * ll + float(u @ u), eta, mu, ll
 
-    def _solve(self, theta, eta, mu, beta, with_beta: bool, fixed=None) -> tuple[PLSSolution, np.ndarray, np.ndarray]:
-        """One PLS solve at the working weights and response of (η, μ): (factor, u, β).
+    def _solve(self, theta, eta, mu, beta, with_beta: bool, fixed=None):
+        """One PLS solve at the working weights and response of (η, μ).
 
         The working response is z = η − offset + (y − μ)/μ'(η), less Xβ when β is fixed.
+        Returns the factor and the new u and β.
         """
         wp, solver = self._setup(with_beta)
         d = self.family.link.mu_eta(eta)
         w = self.prior_w * d**2 / self.family.variance(mu)
+        resid = (self.y - mu) / d
         if with_beta:
-            sol = solver.solve(theta, cp=wp.of(w, eta - self.offset + (self.y - mu) / d))
+            sol = solver.solve(theta, cp=wp.of(w, eta - self.offset + resid))
             return sol, sol.u, sol.beta
-        z = eta - (self._fixed(beta) if fixed is None else fixed) + (self.y - mu) / d
+        z = eta - (self._fixed(beta) if fixed is None else fixed) + resid
         if len(self.frame.terms) == 1:
-            sol, u = self._solve_one_term(theta, wp, w, z)
-            return sol, u, beta
+            sol, u_new = self._solve_one_term(theta, wp, w, z)
+            return sol, u_new, beta
         sol = solver.solve(theta, cp=wp.of(w, z))
         return sol, sol.u, beta
+
 
     def _solve_one_term(self, theta, wp: WeightedProducts, w, z) -> tuple[PLSSolution, np.ndarray]:
         """u alone for one term: ΛᵀZᵀWZΛ + I is block diagonal, one ℓ × ℓ system per level.
 
         L_i = chol(λᵀ A_i λ + I) with A_i = Z_iᵀ W Z_i (Step I of deviance.solve), then
-        L_i c_i = λᵀ Z_iᵀ W z and L_iᵀ u_i = c_i (eqn. 22 without β).
+        L_i c_i = λᵀ Z_iᵀ W z and L_iᵀ u_i = c_i (eqn. 22 without β); r²θ = zᵀWz − ‖c‖².
         """
         t = self.frame.terms[0]
         lam = lambda_of(theta, t.ell)
@@ -328,7 +331,8 @@ class PIRLS:
             c = np.einsum("gij,gj->gi", inv, rhs)
             u = np.einsum("gji,gj->gi", inv, c).ravel()
             c = c.ravel()
-        return PLSSolution(theta, L, c[None, :], np.ones((1, 1)), 0, 0), u
+        pwrss = float(cp.ARR[-1, -1] - c @ c)
+        return PLSSolution(theta, L, c[None, :], np.full((1, 1), np.sqrt(max(pwrss, 0.0))), 0, 0), u
 
     def mode(self, theta, beta, u0=None, with_beta=False) -> Mode:
         """PIRLS to the conditional mode from u0; ``with_beta`` updates β too (lme4's first stage)."""
@@ -339,7 +343,8 @@ class PIRLS:
         pdev, eta, mu, ll = self._pdev(lams, u, fixed)
         converged = False
         for it in range(1, PIRLS_MAXIT + 1):
-            sol, u_new, beta_new = self._solve(theta, eta, mu, beta, with_beta, fixed)  # L at the current μ
+            # L at the weights of the current μ: after convergence, the factor of the Laplace approximation
+            sol, u_new, beta_new = self._solve(theta, eta, mu, beta, with_beta, fixed)
             if converged:
                 break
             for _ in range(20):  # step-halving
