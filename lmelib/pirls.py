@@ -53,13 +53,16 @@ ROWS_PER_CALL = 2_000_000  # group sums of several entries are concatenated up t
 class _GroupSums:
     """Σ_rows weight · f_j over the groups of index_j, for many entries j of A at once.
 
-    Each entry ("job") is (index of every row, number of groups, f_j per row,
-    flat positions of its sums in the target array, their mirror images or
-    None).  The jobs are concatenated into few ``np.bincount`` calls.
+    Each entry ("job") is (index of every row, number of groups, the columns
+    whose product is f_j, flat positions of its sums in the target array, their
+    mirror images or None).  For small data the jobs are concatenated into few
+    ``np.bincount`` calls (f_j formed once); for large data (more than
+    ROWS_PER_CALL rows) each job is one call, with f_j formed on the fly so that
+    no copy of the data is kept.
     """
 
     def __init__(self, jobs: list, n: int):
-        self.n = n
+        self.n, self.stream = n, 2 * n > ROWS_PER_CALL
         self.chunks, self.dest, self.mirror, batch, rows = [], [], [], [], 0
         for job in jobs:
             if batch and rows + n > ROWS_PER_CALL:
@@ -73,9 +76,13 @@ class _GroupSums:
         self.mirror = np.concatenate(self.mirror) if self.mirror else np.zeros(0, int)
 
     def _add(self, batch) -> None:
-        starts = np.cumsum([0] + [m for _, m, _, _, _ in batch])
-        index = np.concatenate([idx + s for (idx, _, _, _, _), s in zip(batch, starts)])
-        self.chunks.append((index, np.concatenate([f for _, _, f, _, _ in batch]), len(batch), int(starts[-1])))
+        if self.stream:
+            self.chunks.extend((idx, cols, 1, m) for idx, m, cols, _, _ in batch)
+        else:
+            starts = np.cumsum([0] + [m for _, m, _, _, _ in batch])
+            index = np.concatenate([idx + s for (idx, _, _, _, _), s in zip(batch, starts)])
+            f = np.concatenate([np.prod(cols, axis=0) for _, _, cols, _, _ in batch])
+            self.chunks.append((index, (f,), len(batch), int(starts[-1])))
         for _, m, _, d, mi in batch:  # positions of the sums, and their mirror images (−1: none)
             self.dest.append(np.broadcast_to(d, (m,)))
             self.mirror.append(np.full(m, -1) if mi is None else np.broadcast_to(mi, (m,)))
@@ -84,8 +91,13 @@ class _GroupSums:
         """Write the sums with row weights ``weight`` into ``out`` (flat positions)."""
         if not self.chunks:
             return
-        sums = np.concatenate([np.bincount(idx, weights=np.tile(weight, k) * f, minlength=m)
-                               for idx, f, k, m in self.chunks])
+        sums = []
+        for idx, cols, k, m in self.chunks:
+            wf = np.tile(weight, k) if k > 1 else weight
+            for c in cols:
+                wf = wf * c
+            sums.append(np.bincount(idx, weights=wf, minlength=m))
+        sums = np.concatenate(sums)
         flat = out.reshape(-1)
         flat[self.dest] = sums
         has = self.mirror >= 0
@@ -135,33 +147,33 @@ class WeightedProducts:
         for a in range(l1):  # Z1ᵀ W Z1: per level, ℓ1 × ℓ1 blocks
             for b in range(a, l1):
                 d, mi = (g1 * l1 + a) * l1 + b, (g1 * l1 + b) * l1 + a
-                a11.append((t1.codes, t1.n_levels, V1[:, a] * V1[:, b], d, None if a == b else mi))
+                a11.append((t1.codes, t1.n_levels, (V1[:, a], V1[:, b]), d, None if a == b else mi))
             for c in range(self.px):  # Xᵀ W Z1: per level
-                ar1.append((t1.codes, t1.n_levels, Xc[c] * V1[:, a], (qr + c) * q1 + g1 * l1 + a, None))
-            zr1.append((t1.codes, t1.n_levels, V1[:, a], (r - 1) * q1 + g1 * l1 + a, None))
+                ar1.append((t1.codes, t1.n_levels, (Xc[c], V1[:, a]), (qr + c) * q1 + g1 * l1 + a, None))
+            zr1.append((t1.codes, t1.n_levels, (V1[:, a],), (r - 1) * q1 + g1 * l1 + a, None))
         for k, t in enumerate(rest):
             o, g = Rrow[k], np.arange(t.n_levels)
             inv, lev_k, lev_1 = _pairs(t.codes, t1.codes, t1.n_levels)
             for a in range(t.ell):
                 Va = t.values[:, a]
                 for b in range(l1):  # Z_kᵀ W Z1: per pair of levels that meet
-                    ar1.append((inv, len(lev_k), Va * V1[:, b], (o + lev_k * t.ell + a) * q1 + lev_1 * l1 + b, None))
+                    ar1.append((inv, len(lev_k), (Va, V1[:, b]), (o + lev_k * t.ell + a) * q1 + lev_1 * l1 + b, None))
                 for b in range(a, t.ell):  # Z_kᵀ W Z_k: per level
-                    arr.append((t.codes, t.n_levels, Va * t.values[:, b], *rr(o + g * t.ell + a, o + g * t.ell + b)))
+                    arr.append((t.codes, t.n_levels, (Va, t.values[:, b]), *rr(o + g * t.ell + a, o + g * t.ell + b)))
                 for c in range(self.px):
-                    arr.append((t.codes, t.n_levels, Va * Xc[c], *rr(o + g * t.ell + a, qr + c)))
-                zrr.append((t.codes, t.n_levels, Va, *rr(o + g * t.ell + a, r - 1)))
+                    arr.append((t.codes, t.n_levels, (Va, Xc[c]), *rr(o + g * t.ell + a, qr + c)))
+                zrr.append((t.codes, t.n_levels, (Va,), *rr(o + g * t.ell + a, r - 1)))
             for j in range(k + 1, len(rest)):  # Z_kᵀ W Z_j, two crossed terms: per pair of levels
                 tj, oj = rest[j], Rrow[j]
                 inv, lev_k, lev_j = _pairs(t.codes, tj.codes, tj.n_levels)
                 for a in range(t.ell):
                     for b in range(tj.ell):
-                        arr.append((inv, len(lev_k), t.values[:, a] * tj.values[:, b],
+                        arr.append((inv, len(lev_k), (t.values[:, a], tj.values[:, b]),
                                     *rr(o + lev_k * t.ell + a, oj + lev_j * tj.ell + b)))
         for c in range(self.px):  # Xᵀ W X and Xᵀ W z: one group
             for d in range(c, self.px):
-                arr.append((one, 1, Xc[c] * Xc[d], *rr(qr + c, qr + d)))
-            zrr.append((one, 1, Xc[c], *rr(qr + c, r - 1)))
+                arr.append((one, 1, (Xc[c], Xc[d]), *rr(qr + c, qr + d)))
+            zrr.append((one, 1, (Xc[c],), *rr(qr + c, r - 1)))
         self._w11, self._wr1, self._wrr = (_GroupSums(j, n) for j in (a11, ar1, arr))
         self._zr1, self._zrr = _GroupSums(zr1, n), _GroupSums(zrr, n)
 

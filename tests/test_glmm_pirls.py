@@ -14,6 +14,7 @@ import pytest
 import scipy.sparse._base
 
 import lmelib
+import lmelib.pirls
 from lmelib.deviance import CrossProducts, ProfiledDeviance, dense
 from lmelib.design import model_frame
 from lmelib.family import family
@@ -41,7 +42,11 @@ MODELS = {  # formula, data, family: one scalar term, a vector term, crossed and
 
 @pytest.mark.parametrize("name", list(MODELS))
 @pytest.mark.parametrize("with_x", [True, False])
-def test_weighted_products_equal_the_sparse_cross_products(name, with_x):
+@pytest.mark.parametrize("stream", [False, True])
+def test_weighted_products_equal_the_sparse_cross_products(name, with_x, stream, monkeypatch):
+    """Both ways of forming the group sums: concatenated (small data) and one job at a time (large)."""
+    if stream:
+        monkeypatch.setattr(lmelib.pirls, "ROWS_PER_CALL", 10)
     formula, data, _ = MODELS[name]
     frame = model_frame(formula, _data(data), residual=False)
     rng = np.random.default_rng(1)
