@@ -76,12 +76,12 @@ class _GroupSums:
         self.mirror = np.concatenate(self.mirror) if self.mirror else np.zeros(0, int)
 
     def _add(self, batch) -> None:
-        if self.stream:
-            self.chunks.extend((idx, cols, 1, m) for idx, m, cols, _, _ in batch)
+        if self.stream:  # intercept columns (all ones) need no product
+            self.chunks.extend((idx, tuple(c for c in cols if not _ones(c)), 1, m) for idx, m, cols, _, _ in batch)
         else:
             starts = np.cumsum([0] + [m for _, m, _, _, _ in batch])
             index = np.concatenate([idx + s for (idx, _, _, _, _), s in zip(batch, starts)])
-            f = np.concatenate([np.prod(cols, axis=0) for _, _, cols, _, _ in batch])
+            f = np.concatenate([np.prod(cols, axis=0) * np.ones(self.n) for _, _, cols, _, _ in batch])
             self.chunks.append((index, (f,), len(batch), int(starts[-1])))
         for _, m, _, d, mi in batch:  # positions of the sums, and their mirror images (−1: none)
             self.dest.append(np.broadcast_to(d, (m,)))
@@ -200,6 +200,11 @@ class WeightedProducts:
                              AR1=AR1, ARR=ARR, rest=self._template.rest, q_rest=self.q_rest)
 
 
+def _ones(column: np.ndarray) -> bool:
+    """An intercept column: products with it are skipped."""
+    return bool(np.all(column == 1.0))
+
+
 def _frame_with_x(frame: ModelFrame, X: np.ndarray) -> ModelFrame:
     import dataclasses
 
@@ -255,6 +260,7 @@ class PIRLS:
         mu0 = np.full(frame.n, 0.5)
         self._const = float(np.sum(fam.loglik(y, mu0, prior_w) - self._kernel(mu0)))
         self._products, self._solvers = {}, {}
+        self._ones = [[_ones(t.values[:, a]) for a in range(t.ell)] for t in frame.terms]
         self.iterations = 0
 
     def loglik_rows(self, mu) -> np.ndarray:
@@ -278,9 +284,10 @@ class PIRLS:
     def Zb(self, lams, u) -> np.ndarray:
         """Z Λθ u, term by term from the level codes (b = Λθ u per level)."""
         out, start = np.zeros(self.frame.n), 0
-        for lam, t in zip(lams, self.frame.terms):
+        for lam, t, ones in zip(lams, self.frame.terms, self._ones):
             b = u[start : start + t.q].reshape(t.n_levels, t.ell) @ lam.T
-            out += t.values[:, 0] * b[t.codes, 0] if t.ell == 1 else np.einsum("ij,ij->i", t.values, b[t.codes])
+            for a in range(t.ell):  # column a of the term times its effects, level by level
+                out += b[:, a][t.codes] if ones[a] else t.values[:, a] * b[:, a][t.codes]
             start += t.q
         return out
 
