@@ -35,6 +35,7 @@ from .family import Family
 __all__ = ["Mode", "PIRLS", "WeightedProducts", "agq_correction"]
 
 PIRLS_TOL = 1e-10
+_EPS = np.finfo(float).eps
 PIRLS_MAXIT = 50
 
 
@@ -48,6 +49,17 @@ def _pairs(codes_a: np.ndarray, codes_b: np.ndarray, m_b: int) -> tuple[np.ndarr
 
 
 ROWS_PER_CALL = 2_000_000  # group sums of several entries are concatenated up to this many rows
+
+
+def _segments(index: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(index, starts): when the rows come group after group (data sorted by the grouping
+    factor, as panel data usually are) the sums are ``np.add.reduceat`` over contiguous
+    segments from ``starts``, many times faster than ``np.bincount``; else starts is None."""
+    if len(index) and np.all(index[1:] >= index[:-1]):
+        starts = np.searchsorted(index, np.arange(m))
+        if np.all(np.diff(np.append(starts, len(index))) > 0):  # every group has rows
+            return index, starts
+    return index, None
 
 
 class _GroupSums:
@@ -77,12 +89,13 @@ class _GroupSums:
 
     def _add(self, batch) -> None:
         if self.stream:  # intercept columns (all ones) need no product
-            self.chunks.extend((idx, tuple(c for c in cols if not _ones(c)), 1, m) for idx, m, cols, _, _ in batch)
+            self.chunks.extend((_segments(idx, m), tuple(c for c in cols if not _ones(c)), 1, m)
+                               for idx, m, cols, _, _ in batch)
         else:
             starts = np.cumsum([0] + [m for _, m, _, _, _ in batch])
             index = np.concatenate([idx + s for (idx, _, _, _, _), s in zip(batch, starts)])
             f = np.concatenate([np.prod(cols, axis=0) * np.ones(self.n) for _, _, cols, _, _ in batch])
-            self.chunks.append((index, (f,), len(batch), int(starts[-1])))
+            self.chunks.append((_segments(index, int(starts[-1])), (f,), len(batch), int(starts[-1])))
         for _, m, _, d, mi in batch:  # positions of the sums, and their mirror images (−1: none)
             self.dest.append(np.broadcast_to(d, (m,)))
             self.mirror.append(np.full(m, -1) if mi is None else np.broadcast_to(mi, (m,)))
@@ -92,11 +105,11 @@ class _GroupSums:
         if not self.chunks:
             return
         sums = []
-        for idx, cols, k, m in self.chunks:
+        for (idx, starts), cols, k, m in self.chunks:
             wf = np.tile(weight, k) if k > 1 else weight
             for c in cols:
                 wf = wf * c
-            sums.append(np.bincount(idx, weights=wf, minlength=m))
+            sums.append(np.bincount(idx, weights=wf, minlength=m) if starts is None else np.add.reduceat(wf, starts))
         sums = np.concatenate(sums)
         flat = out.reshape(-1)
         flat[self.dest] = sums
@@ -218,8 +231,20 @@ def _kernel(fam: Family, y, wt):
     """μ ↦ the μ-dependent part of log p(y | μ) per row; the rest is a constant of the data."""
     if fam.name == "binomial":
         k = np.round(wt * y)
+        if np.all((k == 0) | (k == wt)):  # all successes or all failures in each row (binary data):
+            success = k > 0  # one logarithm per row
+            return lambda mu: wt * np.log(np.where(success, mu, 1.0 - mu))
         return lambda mu: sc.xlogy(k, mu) + sc.xlog1py(wt - k, -mu)
     return lambda mu: wt * (sc.xlogy(y, mu) - mu)
+
+
+def _mu_eta(link, eta, mu):
+    """dμ/dη; from μ itself for the logit and log links (the same values, one exp fewer)."""
+    if link.name == "logit":
+        return np.maximum(mu * (1.0 - mu), _EPS)
+    if link.name == "log":
+        return mu
+    return link.mu_eta(eta)
 
 
 # ------------------------------------------------------------------- PIRLS
@@ -317,7 +342,7 @@ class PIRLS:
         Returns the factor and the new u and β.
         """
         wp, solver = self._setup(with_beta)
-        d = self.family.link.mu_eta(eta)
+        d = _mu_eta(self.family.link, eta, mu)
         w = self.prior_w * d**2 / self.family.variance(mu)
         resid = (self.y - mu) / d
         if with_beta:
