@@ -138,7 +138,10 @@ def load_data(name: str) -> pd.DataFrame:
 
 
 def n_repeats(warmup: float, max_repeats: int) -> int:
-    """As the LMM table (bench_models.n_repeats): more repeats for fits of milliseconds."""
+    """As the LMM table (bench_models.n_repeats): more repeats for fits of milliseconds;
+    ``max_repeats`` 0: none (the warm-up fit's time is reported, for the largest models)."""
+    if max_repeats == 0:
+        return 0
     if warmup < 0.1:
         return 4 * max_repeats
     if warmup < 2:
@@ -170,6 +173,8 @@ def bench_lmelib(m: GlmmModel, data: pd.DataFrame, max_repeats: int) -> dict:
             fit_lmelib(m, data)
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
+        if not times:  # no repeats: the warm-up fit (under tracemalloc)
+            times, cpu = [warm], [float("nan")]
         return dict(status="ok", seconds=statistics.median(times), cpu_seconds=statistics.median(cpu),
                     times=times, loglik=float(fit.loglik), feval=int(fit.optsum.feval),
                     pirls=int(getattr(fit, "pirls_iterations", 0)) or None, peak_mib=peak / 2**20,

@@ -29,11 +29,13 @@ time_fit <- function(fit_fun, max_repeats) {
   warm <- proc.time()[["elapsed"]] - t0
   peak <- heap_max() - base
   times <- cpu <- numeric(0)
-  for (i in seq_len(n_repeats(warm, max_repeats))) {
+  reps <- if (max_repeats == 0) 0 else n_repeats(warm, max_repeats)
+  for (i in seq_len(reps)) {
     st <- system.time(fit_fun())
     times <- c(times, st[["elapsed"]])
     cpu <- c(cpu, st[["user.self"]] + st[["sys.self"]])
   }
+  if (reps == 0) { times <- warm; cpu <- NA }  # no repeats: the warm-up fit
   list(fit = fit, seconds = median(times), cpu_seconds = median(cpu), times = times, peak_mib = peak)
 }
 
