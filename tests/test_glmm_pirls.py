@@ -108,3 +108,27 @@ def test_the_counter_sees_sparse_constructions(sparse_constructions):
     sparse_constructions["n"] = 0
     CrossProducts.of(frame, sqrtw=np.ones(frame.n))
     assert sparse_constructions["n"] > 0
+
+
+@pytest.mark.parametrize("nagq", [2, 9, 25])
+def test_agq_correction_equals_the_node_by_node_sum(nagq):
+    """The vectorised quadrature (all nodes and levels in one array) against a plain loop over nodes."""
+    from lmelib.pirls import agq_correction
+
+    d = _data("cbpp")
+    frame = model_frame("incidence ~ period + (1 | herd)", d, residual=False)
+    pirls = PIRLS(frame, family("poisson"), frame.y, np.ones(frame.n), np.log(d["size"].to_numpy(float)))
+    theta, beta = np.array([0.7]), np.array([-2.0, -1.0, -1.1, -1.6])
+    mode = pirls.mode(theta, beta)
+    term, fam = frame.terms[0], pirls.family
+    z, w = np.polynomial.hermite_e.hermegauss(nagq)
+    w = w / w.sum()
+    Lii = mode.solution.L11[:, 0, 0]
+    base = mode.eta - theta[0] * mode.u[term.codes]
+
+    def g(u):
+        ll = fam.loglik(pirls.y, fam.link.linkinv(base + theta[0] * u[term.codes]), pirls.prior_w)
+        return -2.0 * np.bincount(term.codes, weights=ll, minlength=term.n_levels) + u**2
+
+    acc = sum(wk * np.exp(-0.5 * (g(mode.u + zk / Lii) - g(mode.u)) + 0.5 * zk**2) for zk, wk in zip(z, w))
+    assert agq_correction(pirls, theta, mode, nagq) == pytest.approx(-2.0 * np.log(acc).sum(), rel=1e-10, abs=1e-10)
