@@ -15,7 +15,8 @@ intervals), ``ddf`` (Satterthwaite and Kenward-Roger t tests), ``glmm`` and ``fa
 (residual error structures) and ``datasets`` (the course's data).
 """
 
-from . import datasets
+from . import datasets, formatting
+from .formatting import fmt, fmt_lik, fmt_p
 from .anova import AnovaTable, anova
 from .confint import confint
 from .ddf import coef_table
@@ -58,6 +59,10 @@ __all__ = [
     "Profile",
     "confint",
     "coef_table",
+    "formatting",
+    "fmt",
+    "fmt_lik",
+    "fmt_p",
 ]
 
 __version__ = "0.1.0"

@@ -99,7 +99,7 @@ def _bootstrap_lrt(small, large, nsim: int, seed, progress: bool) -> BootstrapRe
     """Null distribution of the LRT: simulate from ``small``, refit both models."""
 
     def lrt(fit0) -> dict:
-        fit1 = refit_response(large, fit0.frame.y)
+        fit1 = refit_response(large, fit0.frame.response)
         return {"Chisq": 2.0 * max(0.0, fit1.loglik - fit0.loglik)}
 
     return bootstrap(small, nsim, seed=seed, func=lrt, progress=progress)
@@ -229,9 +229,9 @@ def _check_same_data(models, names) -> None:
         sizes = ", ".join(f"{name!r}: {k}" for name, k in zip(names, n))
         raise ValueError(f"models were not all fitted to the same data: numbers of observations "
                          f"differ ({sizes}); were different rows dropped for missing values?")
-    y0 = models[0].frame.y
+    y0 = models[0].frame.response
     for m, name in zip(models[1:], names[1:]):
-        if not np.allclose(m.frame.y, y0, rtol=1e-10, atol=0.0):
+        if not np.allclose(m.frame.response, y0, rtol=1e-10, atol=0.0):
             raise ValueError(
                 f"models were not all fitted to the same data: the response of {name!r} "
                 f"({m.frame.formula.response}) differs from that of {names[0]!r} "

@@ -27,6 +27,7 @@ array operations.  Large crossed designs keep them sparse.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -42,6 +43,11 @@ __all__ = ["CrossProducts", "PLSSolution", "ProfiledDeviance", "objective"]
 
 LOG_2PI = np.log(2 * np.pi)
 DENSE_WORK = 5e7  # r² q1: multiply-adds of a dense L21 L21ᵀ up to which A_R1 is stored dense
+
+
+def dense_rows(frame: ModelFrame) -> int:
+    """Rows of L's dense block L22: the terms after the first, X and y."""
+    return sum(t.q for t in frame.terms[1:]) + frame.p + 1
 
 
 def objective(ldL2: float, ldRX2: float, pwrss: float, n: int, p: int, reml: bool) -> float:
@@ -72,15 +78,27 @@ class CrossProducts:
     ARR: np.ndarray  # r × r: [Z_rest X y]ᵀ [Z_rest X y]
     rest: tuple[tuple[int, int, int, int], ...]  # (term index, offset, ℓ, levels) in R
     q_rest: int
+    beta0: np.ndarray | None = None  # y was replaced by y − Xβ0 (see ``of``); β is β0 + the PLS solution
 
     @classmethod
     def of(cls, frame: ModelFrame, sqrtw: np.ndarray | None = None,
-           transform: sp.sparray | None = None) -> "CrossProducts":
+           transform: sp.sparray | None = None, center_y: bool = False) -> "CrossProducts":
+        """The blocks for ``frame``; ``center_y`` replaces y by its least-squares residual on X.
+
+        The profiled deviance, u and σ do not change when y is replaced by y − Xβ0 (β shifts
+        by β0), but r²θ = yᵀy − … then loses far fewer digits to cancellation: the objective is
+        accurate to rounding in r²θ rather than in yᵀy, which is what lets the optimum be found
+        to the same digits on every machine.
+        """
         X, y = frame.X, frame.y
+        beta0 = None
+        if center_y and frame.p:
+            beta0 = ols(X, y)
+            y = y - X @ beta0
         if sqrtw is not None:
             X, y = X * sqrtw[:, None], y * sqrtw
         if transform is None and len(frame.terms) == 1:
-            return cls._single_term(frame, X, y, sqrtw)
+            return dataclasses.replace(cls._single_term(frame, X, y, sqrtw), beta0=beta0)
         if transform is not None:
             X, y = transform @ X, transform @ y
         Zs = [_rows(t.Z(), sqrtw, transform) for t in frame.terms]
@@ -94,10 +112,10 @@ class CrossProducts:
         R = sp.hstack([Zs[k] for k in others] + [sp.csc_array(X), sp.csc_array(y[:, None])],
                       format="csc")
         AR1 = sp.csr_array(R.T @ Zs[0]) if blocked else sp.csr_array((R.shape[1], 0))
-        return cls._blocked(frame, blocked, A11, AR1, (R.T @ R).toarray())
+        return cls._blocked(frame, blocked, A11, AR1, (R.T @ R).toarray(), beta0)
 
     @classmethod
-    def _blocked(cls, frame: ModelFrame, blocked: bool, A11, AR1, ARR) -> "CrossProducts":
+    def _blocked(cls, frame: ModelFrame, blocked: bool, A11, AR1, ARR, beta0=None) -> "CrossProducts":
         """Assemble the blocks: the first term apart when ``blocked``, the rest in R."""
         others = range(1 if blocked else 0, len(frame.terms))
         offsets = np.cumsum([0] + [frame.terms[k].q for k in others])
@@ -116,10 +134,11 @@ class CrossProducts:
             rest=tuple((k, int(o), frame.terms[k].ell, frame.terms[k].n_levels)
                        for k, o in zip(others, offsets)),
             q_rest=int(offsets[-1]),
+            beta0=beta0,
         )
 
     @classmethod
-    def from_gram(cls, frame: ModelFrame, A: np.ndarray) -> "CrossProducts":
+    def from_gram(cls, frame: ModelFrame, A: np.ndarray, beta0: np.ndarray | None = None) -> "CrossProducts":
         """From the full Gram matrix A = MᵀM of a (transformed) M = [Z X y], columns in that order.
 
         The first term's block is block diagonal when the transform keeps each row within
@@ -131,7 +150,7 @@ class CrossProducts:
         diag = B[np.arange(m), np.arange(m)].copy()
         blocked = np.count_nonzero(B) == np.count_nonzero(diag)
         split = q1 if blocked else 0
-        return cls._blocked(frame, blocked, diag, A[split:, :split], A[split:, split:].copy())
+        return cls._blocked(frame, blocked, diag, A[split:, :split], A[split:, split:].copy(), beta0)
 
     @classmethod
     def _single_term(cls, frame: ModelFrame, X, y, sqrtw) -> "CrossProducts":
@@ -148,24 +167,9 @@ class CrossProducts:
                    ARR=R.T @ R, rest=(), q_rest=0)
 
 
-ONE_THREAD_GEMM = 4 * 65536  # m·n·k up to which OpenBLAS multiplies on one thread
-
-
-def _gram(A: np.ndarray) -> np.ndarray:
-    """A Aᵀ; a small A in a few column chunks that OpenBLAS multiplies on one thread each.
-
-    Above m·n·k = 4 · 65536 OpenBLAS wakes its other threads, which for products of
-    a few hundred thousand multiply-adds costs more than the product itself (on a busy
-    machine 1.7 ms instead of 0.04 ms for a 64 × 118 A); PIRLS forms one per step.
-    """
-    r, c = A.shape
-    k = ONE_THREAD_GEMM // max(r * r, 1)
-    if r * r * c <= ONE_THREAD_GEMM or k < 8 or c > 16 * k:
-        return A @ A.T
-    out = A[:, :k] @ A[:, :k].T
-    for j in range(k, c, k):
-        out += A[:, j : j + k] @ A[:, j : j + k].T
-    return out
+def ols(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least-squares coefficients of y on X (through QR, accurate for ill-conditioned X)."""
+    return np.linalg.lstsq(X, y, rcond=None)[0]
 
 
 def _chol_and_inverse(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -245,6 +249,7 @@ class PLSSolution:
     L22: np.ndarray  # r × r
     q_rest: int
     p: int
+    beta0: np.ndarray | None = None  # β = β0 + the solution for y − Xβ0 (CrossProducts.of)
 
     @property
     def pwrss(self) -> float:
@@ -291,7 +296,8 @@ class PLSSolution:
     @property
     def beta(self) -> np.ndarray:
         w, _ = self._solution
-        return w[self.q_rest :]
+        beta = w[self.q_rest :]
+        return beta if self.beta0 is None else beta + self.beta0
 
     @property
     def u(self) -> np.ndarray:
@@ -322,7 +328,7 @@ class ProfiledDeviance:
     def __init__(self, frame: ModelFrame, reml: bool = True, cp: CrossProducts | None = None):
         self.frame = frame
         self.reml = bool(reml)
-        self.cp = CrossProducts.of(frame) if cp is None else cp
+        self.cp = CrossProducts.of(frame, center_y=True) if cp is None else cp
         ells = [t.ell for t in frame.terms]
         self.theta_slices = tuple(theta_slices(ells))
         self.lower = np.concatenate([theta_lower(e) for e in ells])
@@ -410,7 +416,7 @@ class ProfiledDeviance:
             r = cp.AR1.shape[0]
             AR1lam = (cp.AR1.reshape(-1, cp.ell1) @ lam1).reshape(r, -1)  # A_R1 Λ1
             L21 = self._lambda_rest_t(_times_blocks(AR1lam, np.swapaxes(inv, 1, 2)), lams)
-            S -= _gram(L21)
+            S -= L21 @ L21.T
         else:
             D = lam1 @ np.swapaxes(inv, 1, 2)  # Λ1 L11⁻ᵀ, block by block
             L21 = self._sparse_L21(theta, lams, D, cp)
@@ -422,7 +428,7 @@ class ProfiledDeviance:
             # only the y pivot can vanish: a perfect fit leaves r² = 0
             raise FloatingPointError(
                 f"the penalized least-squares system is not positive definite at theta={theta}")
-        return PLSSolution(theta, L11, L21, L22, cp.q_rest, cp.p)
+        return PLSSolution(theta, L11, L21, L22, cp.q_rest, cp.p, cp.beta0)
 
     def __call__(self, theta: np.ndarray) -> float:
         sol = self.solve(theta)

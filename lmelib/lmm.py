@@ -15,15 +15,17 @@ import numpy as np
 import pandas as pd
 import scipy.linalg
 
+from .formatting import fmt_lik
 from .covariance import lambda_of, theta_slices
-from .design import ModelFrame, model_frame
-from .deviance import CrossProducts, PLSSolution, ProfiledDeviance, objective
+from .design import ModelFrame, check_varying_response, model_frame
+from .deviance import CrossProducts, PLSSolution, ProfiledDeviance, dense_rows, objective, ols
 from .structures import ErrorModel
 from .optimize import OptSummary, minimize
 from .ranef import (conditional_variances, new_codes_values, ranef_frames, split_b,
                     tidy_ranef, varcorr_table, zb)
 from . import summary as _summary
 from .fitted import FittedModel
+from .threads import fit_threads
 
 __all__ = ["LinearMixedModel", "lmer"]
 
@@ -31,26 +33,49 @@ SINGULAR_TOL = 1e-4  # lme4's isSingular(tol = 1e-4)
 
 
 def lmer(formula: str, data: pd.DataFrame, reml: bool = True, correlation=None,
-         weights=None) -> "LinearMixedModel":
+         weights=None, na_action: str = "omit") -> "LinearMixedModel":
     """Fit a linear mixed model by REML (default) or maximum likelihood.
 
     ``formula`` is written as in lme4, e.g. ``"math5 ~ math3 + (math3 | school)"``;
     see :mod:`lmelib.formula` for the random-effects syntax.  ``correlation``
     (e.g. ``lmelib.AR1(time="year", group="firm")``) and ``weights`` (a variance
     function, e.g. ``lmelib.VarIdent("region")``) give the residuals nlme's
-    error structures; see :mod:`lmelib.structures`.
+    error structures; see :mod:`lmelib.structures`.  Rows with missing values
+    are dropped; ``fitted()`` and ``residuals()`` are indexed by the rows used
+    (``na_action="omit"``) or padded with NaN to every row of ``data``
+    (``"exclude"``, R's na.exclude).
     """
-    frame = model_frame(formula, data, extra_columns=_structure_columns(correlation, weights))
+    check_reml(reml)
+    check_structures(correlation, weights)
+    frame = model_frame(formula, data, extra_columns=_structure_columns(correlation, weights),
+                        na_action=na_action)
+    check_varying_response(frame)
     return LinearMixedModel.fit(frame, reml=reml, errors=ErrorModel.of(frame.data, correlation, weights))
 
 
-def _structure_columns(*structures) -> list[str]:
-    cols = []
+def check_reml(reml) -> None:
+    """``reml`` must be True or False (R's REML = TRUE / FALSE), not a string or a number."""
+    if not isinstance(reml, (bool, np.bool_)):
+        raise TypeError(f"reml must be True or False, not {reml!r} ({type(reml).__name__})")
+
+
+def check_structures(correlation, weights) -> None:
+    """``correlation=`` and ``weights=`` take nlme's structures, not columns or numbers."""
+    for arg, value, examples in (("correlation", correlation, "lmelib.AR1('year', 'firm'), lmelib.CompSymm('g')"),
+                                 ("weights", weights, "lmelib.VarIdent('g'), lmelib.VarPower('x')")):
+        if value is not None and not hasattr(value, "bind"):
+            raise TypeError(f"{arg}= takes an nlme structure such as {examples}, not {value!r}; "
+                            "prior weights given as a column (lme4's weights=) are not supported")
+
+
+def _structure_columns(*structures) -> dict[str, str]:
+    """The data columns an error structure uses, each with where it was named (for a KeyError)."""
+    cols = {}
     for s in structures:
         for attr in ("by", "covariate", "time", "group"):
             value = getattr(s, attr, None)
             if isinstance(value, str):
-                cols.append(value)
+                cols.setdefault(value, f"{type(s).__name__}({attr}=...)")
     return cols
 
 
@@ -66,6 +91,11 @@ class LinearMixedModel(FittedModel):
 
     @classmethod
     def fit(cls, frame: ModelFrame, reml: bool = True, errors: ErrorModel | None = None) -> "LinearMixedModel":
+        with fit_threads(dense_rows(frame)):
+            return cls._fit(frame, reml, errors)
+
+    @classmethod
+    def _fit(cls, frame: ModelFrame, reml: bool, errors: ErrorModel | None) -> "LinearMixedModel":
         devfun = ProfiledDeviance(frame, reml)
         if errors is None:
             optsum = minimize(devfun, devfun.start, devfun.lower)
@@ -77,6 +107,7 @@ class LinearMixedModel(FittedModel):
 
     def refit(self, reml: bool) -> "LinearMixedModel":
         """The same model fitted by REML (``reml=True``) or ML."""
+        check_reml(reml)
         return self if reml == self.reml else LinearMixedModel.fit(self.frame, reml, self.errors)
 
     @cached_property
@@ -208,11 +239,17 @@ class LinearMixedModel(FittedModel):
     # -------------------------------------------------- fitted and predicted
 
     def fitted(self, conditional: bool = True) -> pd.Series:
-        """Xβ̂ + Zb̂ (conditional, the default) or Xβ̂ (marginal)."""
-        eta = self.frame.X @ self.solution.beta
+        """Xβ̂ + Zb̂ (conditional, the default) or Xβ̂ (marginal), indexed by the data's rows used.
+
+        With ``na_action="exclude"`` the Series has every row of the data, NaN where one was dropped.
+        """
+        return self.frame.by_row(self._fitted(conditional), "fitted")
+
+    def _fitted(self, conditional: bool = True) -> np.ndarray:
+        eta = self.frame.X @ self.solution.beta + self.frame.eta_offset
         if conditional:
             eta = eta + zb(self._b, [(t.codes, t.values) for t in self.frame.terms])
-        return pd.Series(eta, name="fitted")
+        return eta
 
     def residuals(self, conditional: bool = True, scaled: bool = False, type: str = "response") -> pd.Series:
         """y − fitted; ``scaled`` divides by σ̂ (the "scaled residuals" of the summary).
@@ -220,19 +257,23 @@ class LinearMixedModel(FittedModel):
         ``type="normalized"`` gives nlme's normalized residuals T (y − fitted) / σ̂,
         whitened by the error structure (the conditional residuals of an R = σ²I
         model divided by σ̂ when there is none); ``"pearson"`` divides by each
-        observation's standard deviation only.
+        observation's standard deviation only.  Indexed as :meth:`fitted`.
         """
-        r = self.frame.y - self.fitted(conditional).to_numpy()
+        name = {"normalized": "normalized residuals", "pearson": "pearson residuals"}.get(type, "residuals")
+        return self.frame.by_row(self._residuals(conditional, scaled, type), name)
+
+    def _residuals(self, conditional: bool = True, scaled: bool = False, type: str = "response") -> np.ndarray:
+        r = self.frame.response - self._fitted(conditional)
         if type == "normalized":
             T = self.errors.transform(self.psi)[0] if self.errors is not None else None
-            return pd.Series((T @ r if T is not None else r) / self.sigma, name="normalized residuals")
+            return (T @ r if T is not None else r) / self.sigma
         if type == "pearson":
             s = self.errors.var.multipliers(self.errors.split(self.psi)[-1]) \
                 if self.errors is not None and self.errors.var is not None else 1.0
-            return pd.Series(r / (self.sigma * s), name="pearson residuals")
+            return r / (self.sigma * s)
         if type != "response":
             raise ValueError(f"residual type {type!r}: use 'response', 'pearson' or 'normalized'")
-        return pd.Series(r / self.sigma if scaled else r, name="residuals")
+        return r / self.sigma if scaled else r
 
     def structure_intervals(self, level: float = 0.95) -> pd.DataFrame:
         """Wald intervals for the error structure's parameters (φ, ratios), natural scale."""
@@ -249,16 +290,24 @@ class LinearMixedModel(FittedModel):
 
         if self.errors is None or self.errors.groups() is None:
             raise ValueError("acf needs a correlation structure, whose groups and time order it uses")
-        return residual_acf(self.residuals(type="normalized").to_numpy(), self.errors.groups(), maxlag)
+        return residual_acf(self._residuals(type="normalized"), self.errors.groups(), maxlag)
 
     def predict(self, newdata: pd.DataFrame | None = None, re: bool = True) -> pd.Series:
-        """Predictions for new data; a level not seen in fitting gets the population value."""
+        """Predictions for new data, indexed by newdata's index (without newdata: :meth:`fitted`).
+
+        Categorical fixed effects are encoded with the fitted levels whatever
+        newdata's dtype; a level the fit never saw is an error (R's ``factor
+        period has new level 5``).  Grouping levels are matched by value as the
+        fitted data typed them (308 finds 308.0).  A grouping level not seen in
+        fitting, and a missing grouping value (with a warning), get the
+        population prediction for that term, as lme4's ``allow.new.levels = TRUE``.
+        """
         if newdata is None:
             return self.fitted(conditional=re)
         needed = [c for c in _newdata_columns(self.frame, re) if c not in newdata.columns]
         if needed:
             raise KeyError(f"newdata lacks column(s) {', '.join(map(repr, needed))} that the model uses")
-        eta = self.frame.new_X(newdata) @ self.solution.beta
+        eta = self.frame.new_X(newdata) @ self.solution.beta + self.frame.new_offset(newdata)
         if re:
             eta = eta + zb(self._b, [new_codes_values(t, newdata) for t in self.frame.terms])
         return pd.Series(eta, index=newdata.index, name="predicted")
@@ -286,7 +335,7 @@ class LinearMixedModel(FittedModel):
     def __repr__(self) -> str:
         kind = "REML" if self.reml else "ML"
         return (f"<LinearMixedModel {self.formula!r} fit by {kind}: "
-                f"{'REML criterion' if self.reml else 'deviance'} {self.objective:.4f}, n = {self.nobs}>")
+                f"{'REML criterion' if self.reml else 'deviance'} {fmt_lik(self.objective)}, n = {self.nobs}>")
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
@@ -316,16 +365,19 @@ class StructuredDeviance:
         self.frame, self.reml, self.errors = frame, reml, errors
         self.k = sum(t.ell * (t.ell + 1) // 2 for t in frame.terms)  # length of θ
         Z = frame.Z
-        self._M = (np.column_stack([Z.toarray(), frame.X, frame.y])
+        # y − Xβ0 in place of y, as CrossProducts.of(center_y=True): same fit, fewer digits lost
+        self._beta0 = ols(frame.X, frame.y) if frame.p else None
+        y0 = frame.y if self._beta0 is None else frame.y - frame.X @ self._beta0
+        self._M = (np.column_stack([Z.toarray(), frame.X, y0])
                    if frame.n * (Z.shape[1] + frame.p + 1) <= self.DENSE_ROWS else None)
 
     def _devfun(self, psi) -> tuple[ProfiledDeviance, float]:
         T, logdet = self.errors.transform(psi)
         if self._M is None:
-            cp = CrossProducts.of(self.frame, transform=T)
+            cp = CrossProducts.of(self.frame, transform=T, center_y=True)
         else:  # small data: one sparse-times-dense product and one Gram matrix per evaluation
             TM = T @ self._M
-            cp = CrossProducts.from_gram(self.frame, TM.T @ TM)
+            cp = CrossProducts.from_gram(self.frame, TM.T @ TM, self._beta0)
         return ProfiledDeviance(self.frame, self.reml, cp=cp), logdet
 
     def __call__(self, x: np.ndarray) -> float:

@@ -3,8 +3,11 @@
 lme4 minimises over θ with Powell's BOBYQA through NLopt (``nloptwrap``);
 lmelib does the same with the ``nlopt`` package, with tighter tolerances, and
 then checks the boundary: a diagonal element of λ that ends near zero is set to
-exactly zero when that does not increase the objective, so that a singular fit
-is reported as singular (MixedModels.jl does the same check).
+exactly zero when that does not increase the objective beyond rounding error,
+so that a singular fit is reported as singular (MixedModels.jl does the same
+check).  Finally a few Newton steps with finite-difference derivatives polish
+the optimum, so that every digit the book prints is the same on any machine,
+whatever its BLAS kernel, thread count or the order of the data's rows.
 """
 
 from __future__ import annotations
@@ -28,6 +31,21 @@ _RESULTS = {
 }
 
 
+# The polish after BOBYQA (see ``polish``): finite-difference steps FD_REL × max(|x|, FD_FLOOR),
+# Newton steps until a step is below STEP_TOL relative, at most POLISH_MAXIT of them; steps
+# below LOCAL_STEP relative are taken without a line search.
+FD_REL = 2e-4
+FD_FLOOR = 0.1
+STEP_TOL = 1e-9
+LOCAL_STEP = 1e-4
+POLISH_MAXIT = 10
+# A bounded element within BOUNDARY_ZONE of its bound is put on it when the objective rises by
+# no more than rounding error, BOUNDARY_RTOL × max(1, |f|): at a variance of zero the profiled
+# deviance is flat to first order (it depends on θᵢ²), so 1e-7 and 0 differ by ~1e-14 in f.
+BOUNDARY_ZONE = 1e-4
+BOUNDARY_RTOL = 1e-12
+
+
 @dataclass(frozen=True)
 class OptSummary:
     """Optimiser settings and results in one record (MixedModels.jl's OptSummary)."""
@@ -42,8 +60,11 @@ class OptSummary:
     ftol_abs: float
     xtol_abs: float
     maxeval: int
-    returnvalue: str
+    returnvalue: str  # BOBYQA's own stopping message
     boundary_moves: int  # elements of θ set to their bound after the optimiser stopped
+    polish_feval: int = 0  # evaluations spent by the Newton polish (included in feval)
+    polish_steps: int = 0  # Newton steps taken
+    grad_norm: float = float("nan")  # max |∂f/∂x| over the free elements at the final point
 
     @property
     def converged(self) -> bool:
@@ -52,28 +73,140 @@ class OptSummary:
 
     def __str__(self) -> str:
         rows = [
-            ("optimizer", self.optimizer),
+            ("optimizer", f"{self.optimizer}, then Newton polish"),
             ("initial", np.array2string(self.initial, precision=5)),
             ("final", np.array2string(self.final, precision=5)),
             ("objective", f"{self.fmin:.6f}"),
-            ("evaluations", str(self.feval)),
+            ("evaluations", f"{self.feval} ({self.polish_feval} in the polish, {self.polish_steps} Newton steps)"),
+            ("gradient", f"max |grad| {self.grad_norm:.1e} over the free parameters"),
             ("tolerances", f"ftol_rel={self.ftol_rel:g}, ftol_abs={self.ftol_abs:g}, xtol_abs={self.xtol_abs:g}"),
             ("returned", self.returnvalue),
         ]
         return "\n".join(f"{k:<12} {v}" for k, v in rows)
 
+    def brief(self) -> str:
+        """What a summary shows: how the fit converged, without the counts and messages that
+        differ between machines."""
+        rows = [("optimizer", f"{self.optimizer}, then Newton polish"),
+                ("converged", "yes" if self.converged else f"no ({self.returnvalue})")]
+        on_bound = int(np.sum(np.isfinite(self.lower) & (self.final == self.lower)))
+        if on_bound:
+            rows.append(("on bound", f"{on_bound} element(s) of θ at their lower bound 0 (singular fit)"))
+        return "\n".join(f"{k:<12} {v}" for k, v in rows)
 
-def _boundary_check(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray) -> tuple[np.ndarray, float, int]:
-    """Move near-zero bounded elements onto the bound when that is no worse."""
+
+def _settle_boundary(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray) -> tuple[np.ndarray, float, int]:
+    """Put near-zero bounded elements on their bound when that is no worse (to rounding error)."""
     moves = 0
     for i in np.flatnonzero(np.isfinite(lower)):
-        if 0 < x[i] - lower[i] < 1e-4:
+        if 0 < x[i] - lower[i] < BOUNDARY_ZONE:
             trial = x.copy()
             trial[i] = lower[i]
             ft = f(trial)
-            if ft <= fx:
+            if ft <= fx + BOUNDARY_RTOL * max(1.0, abs(fx)):
                 x, fx, moves = trial, ft, moves + 1
     return x, fx, moves
+
+
+def _unit(x: np.ndarray, i: int, h: float) -> np.ndarray:
+    e = np.zeros_like(x)
+    e[i] = h
+    return e
+
+
+def _fd_steps(x: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """Steps FD_REL × max(|x|, FD_FLOOR), shortened to stay inside the bounds."""
+    h = FD_REL * np.maximum(np.abs(x), FD_FLOOR)
+    return np.where(x - lower < 2 * h, (x - lower) / 2, h)
+
+
+def _gradient(f, x, fx, free, h) -> tuple[np.ndarray, np.ndarray]:
+    """Central-difference gradient on the free elements, and the Hessian's diagonal from the same
+    evaluations."""
+    g, d2 = np.zeros(len(free)), np.zeros(len(free))
+    for a, i in enumerate(free):
+        fp, fm = f(x + _unit(x, i, h[i])), f(x - _unit(x, i, h[i]))
+        g[a] = (fp - fm) / (2 * h[i])
+        d2[a] = (fp - 2 * fx + fm) / h[i] ** 2
+    return g, d2
+
+
+def _hessian_offdiag(f, x, free, h, d2) -> np.ndarray:
+    """The Hessian on the free elements: the given diagonal, the rest by four-point differences."""
+    H = np.diag(d2)
+    for a, i in enumerate(free):
+        for b in range(a + 1, len(free)):
+            j = free[b]
+            ei, ej = _unit(x, i, h[i]), _unit(x, j, h[j])
+            H[a, b] = H[b, a] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej)
+                                 + f(x - ei - ej)) / (4 * h[i] * h[j])
+    return H
+
+
+def _newton_direction(H: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """−H⁻¹g with H made positive definite (eigenvalues floored at 1e-8 of the largest)."""
+    w, V = np.linalg.eigh(H)
+    w = np.maximum(np.abs(w), 1e-8 * max(np.abs(w).max(), 1e-300))
+    return -V @ ((V.T @ g) / w)
+
+
+def polish(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray) -> tuple[np.ndarray, float, int, float]:
+    """Newton steps on the elements not on their bound, from where BOBYQA stopped.
+
+    BOBYQA stops where its tolerances say, which leaves the last digits of θ to the rounding of
+    the particular machine (BLAS kernel, row order).  The polish finds the zero of the
+    central-difference gradient instead, a point that does not depend on where it starts: one
+    finite-difference Hessian, then chord Newton steps (the same Hessian, a new gradient each
+    step) until a step is below STEP_TOL relative.  Far from the zero (a step over LOCAL_STEP
+    relative) a step is halved until the objective does not rise; close to it the steps are
+    taken as they come, since there the objective changes by less than its rounding error.
+    A polish that ends worse than it started, beyond rounding, is undone.
+    Returns (x, f(x), steps, max |gradient|).
+    """
+    free = np.flatnonzero(~(x <= lower))
+    if len(free) == 0:
+        return x, fx, 0, 0.0
+    x0, f0 = x, fx
+    noise = 1e-13 * max(1.0, abs(fx))
+    H, steps, gnorm = None, 0, float("nan")
+    for _ in range(POLISH_MAXIT):
+        h = _fd_steps(x, lower)
+        g, d2 = _gradient(f, x, fx, free, h)
+        gnorm = float(np.max(np.abs(g)))
+        if H is None:
+            H = _hessian_offdiag(f, x, free, h, d2)
+        p = np.zeros_like(x)
+        p[free] = _newton_direction(H, g)
+        p = _inside(x, p, lower, free)
+        size = np.max(np.abs(p) / np.maximum(np.abs(x), FD_FLOOR))
+        if size < STEP_TOL:
+            break
+        if size < LOCAL_STEP:
+            x = np.maximum(x + p, lower)
+            fx, steps = f(x), steps + 1
+            continue
+        for _ in range(6):
+            trial = np.maximum(x + p, lower)
+            ft = f(trial)
+            if ft <= fx + noise:
+                x, fx, steps = trial, ft, steps + 1
+                break
+            p /= 2
+        else:
+            break
+    if fx > f0 + 1e3 * noise:
+        return x0, f0, 0, gnorm
+    return x, fx, steps, gnorm
+
+
+def _inside(x, p, lower, free) -> np.ndarray:
+    """Shorten a step so that no free element goes below its bound."""
+    room = (x - lower)[free]
+    neg = p[free] < 0
+    if np.any(neg & (-p[free] > room)):
+        t = np.min(room[neg] / -p[free][neg])
+        p = p * t
+    return p
 
 
 def minimize(
@@ -85,9 +218,15 @@ def minimize(
     ftol_abs: float = 1e-10,
     xtol_abs: float = 1e-10,
     maxeval: int = 100_000,
+    polish_result: bool = True,
 ) -> OptSummary:
-    """Minimise ``f`` over θ ≥ lower with BOBYQA; returns the record of the run."""
+    """Minimise ``f`` over θ ≥ lower with BOBYQA, then settle the boundary and polish the rest.
+
+    Returns the record of the run.  With ``polish_result=False`` (a first stage whose result is
+    only a start) the Newton polish is skipped.
+    """
     start = np.asarray(start, dtype=float)
+    lower = np.asarray(lower, dtype=float)
     count = [0]
     best = [start.copy(), np.inf]  # the best point evaluated, for a roundoff-limited stop
 
@@ -105,6 +244,7 @@ def minimize(
     opt.set_ftol_abs(ftol_abs)
     opt.set_xtol_abs(xtol_abs)
     opt.set_maxeval(maxeval)
+
     def run(x0):
         try:
             x = np.asarray(opt.optimize(x0), dtype=float)
@@ -115,18 +255,29 @@ def minimize(
             # precision (lme4's nloptwrap reports this code, -4, as a warning only).
             return best[0].copy(), best[1], nlopt.ROUNDOFF_LIMITED
 
+    fun = lambda t: objective(t, None)  # noqa: E731
     x, fx, code = run(start)
-    x, fx, moves = _boundary_check(lambda t: objective(t, None), x, fx, lower)
+    x, fx, moves = _settle_boundary(fun, x, fx, lower)
     if np.any(x[np.isfinite(lower)] == lower[np.isfinite(lower)]):
         # on the boundary (a singular fit) the remaining parameters lie on a flat ridge:
         # one more run from there, with a fresh trust region, settles them
         x2, fx2, code2 = run(x)
         if fx2 < fx:
             x, fx, code = x2, fx2, code2
+            x, fx, more = _settle_boundary(fun, x, fx, lower)
+            moves += more
+    before, steps, gnorm = count[0], 0, float("nan")
+    if polish_result:
+        x, fx, steps, gnorm = polish(fun, x, fx, lower)
+        x, fx, more = _settle_boundary(fun, x, fx, lower)
+        if more:  # an element the polish brought near its bound: polish the others again
+            moves += more
+            x, fx, s2, gnorm = polish(fun, x, fx, lower)
+            steps += s2
     return OptSummary(
         optimizer="NLOPT_LN_BOBYQA",
         initial=start,
-        lower=np.asarray(lower, dtype=float),
+        lower=lower,
         final=x,
         fmin=float(fx),
         feval=count[0],
@@ -136,20 +287,15 @@ def minimize(
         maxeval=maxeval,
         returnvalue=_RESULTS.get(code, f"nlopt code {code}"),
         boundary_moves=moves,
+        polish_feval=count[0] - before,
+        polish_steps=steps,
+        grad_norm=gnorm,
     )
 
 
 def hessian(f, x, rel=1e-4, floor=1e-2) -> np.ndarray:
     """Central finite-difference Hessian, steps ``rel`` × max(|x|, ``floor``)."""
-    k = len(x)
-    h = rel * np.maximum(np.abs(x), floor)
-    H = np.zeros((k, k))
-    f0 = f(x)
-    for i in range(k):
-        for j in range(i, k):
-            ei, ej = np.eye(k)[i] * h[i], np.eye(k)[j] * h[j]
-            if i == j:
-                H[i, i] = (f(x + ei) - 2 * f0 + f(x - ei)) / h[i] ** 2
-            else:
-                H[i, j] = H[j, i] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (4 * h[i] * h[j])
-    return H
+    x = np.asarray(x, dtype=float)
+    h, every = rel * np.maximum(np.abs(x), floor), np.arange(len(x))
+    _, d2 = _gradient(f, x, f(x), every, h)
+    return _hessian_offdiag(f, x, every, h, d2)

@@ -35,6 +35,7 @@ from .family import Family
 __all__ = ["Mode", "PIRLS", "WeightedProducts", "agq_correction"]
 
 PIRLS_TOL = 1e-10
+PIRLS_STEP_TOL = 1e-10
 _EPS = np.finfo(float).eps
 PIRLS_MAXIT = 50
 
@@ -398,7 +399,11 @@ class PIRLS:
                 if new[0] <= pdev + 1e-10 * abs(pdev):
                     break
                 u_new, beta_new = (u + u_new) / 2, (beta + beta_new) / 2
-            converged = abs(pdev - new[0]) < PIRLS_TOL * (abs(new[0]) + 0.1)
+            # converged when the deviance and the modes themselves settle: log |L|² depends on u
+            # to first order (through the weights), so a loose u would make the objective noisy
+            step = max(np.max(np.abs(u_new - u), initial=0.0), np.max(np.abs(beta_new - beta), initial=0.0))
+            converged = (abs(pdev - new[0]) < PIRLS_TOL * (abs(new[0]) + 0.1)
+                         and step < PIRLS_STEP_TOL * (1.0 + np.max(np.abs(u_new), initial=0.0)))
             u, beta, (pdev, eta, mu, ll) = u_new, beta_new, new
         self.iterations += it
         return Mode(u, beta, eta, mu, sol, ll, it)

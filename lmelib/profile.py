@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 import scipy.interpolate
 
+from .formatting import fmt_lik
 from .covariance import lambda_of
 from .deviance import ProfiledDeviance
 
@@ -363,7 +364,7 @@ class Profile:
 
     def __repr__(self) -> str:
         return (f"<Profile of {len(self.parameters)} parameters of {self.model.formula!r} "
-                f"({len(self.table)} points, ML deviance {self.base:.4f})>")
+                f"({len(self.table)} points, ML deviance {fmt_lik(self.base)})>")
 
 
 def _select(which, names: list[str], nvp: int) -> list[int]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .formatting import fmt, fmt_lik, fmt_p
+
 __all__ = ["Summary", "lmm_summary", "glmm_summary", "lm_summary", "format_table"]
 
 
@@ -42,29 +44,27 @@ class Summary:
             if title:
                 parts.append(f"<p><i>{html.escape(title)}</i></p>")
             if isinstance(body, pd.DataFrame):
-                parts.append(body.to_html(float_format=lambda v: f"{v:.4g}", na_rep=""))
+                parts.append(body.to_html(float_format=fmt, na_rep=""))
             else:
                 parts.append(f"<pre>{html.escape(str(body))}</pre>")
         parts += [f"<p><b>{html.escape(n)}</b></p>" for n in self.notes]
         return "\n".join(parts)
 
 
-def _fmt(v, digits: int = 4) -> str:
+def _fmt(v) -> str:
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return ""
     if isinstance(v, (float, np.floating)):
-        return f"{v:.{digits}g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.{digits - 1}e}"
+        return fmt(v)
     return str(v)
 
 
-def format_table(df: pd.DataFrame, digits: int = 4) -> str:
-    """A DataFrame as aligned text with ``digits`` significant digits."""
-    cells = df.map(lambda v: _fmt(v, digits))
-    return cells.to_string()
+def format_table(df: pd.DataFrame) -> str:
+    """A DataFrame as aligned text, numbers through lmelib's formatting policy."""
+    return df.map(_fmt).to_string()
 
 
-def _p_format(p: float) -> str:
-    return "<2e-16" if p < 2e-16 else f"{p:.3g}"
+_p_format = fmt_p
 
 
 def _varcorr_table(m) -> pd.DataFrame:
@@ -114,15 +114,15 @@ def lmm_summary(m, ddf: str | None = None) -> Summary:
     header = [f"Linear mixed model fit by {method}", f"Formula: {m.formula}"]
     sections: list[tuple[str, object]] = []
     if m.reml:
-        sections.append(("", f"REML criterion at convergence: {m.objective:.4f}"))
+        sections.append(("", f"REML criterion at convergence: {fmt_lik(m.objective)}"))
     else:
         sections.append(("", pd.DataFrame(
             [[f"{m.aic:.1f}", f"{m.bic:.1f}", f"{m.loglik:.1f}", f"{m.deviance:.1f}", str(m.df_resid)]],
             columns=["AIC", "BIC", "logLik", "deviance", "df.resid"], index=[""])))
     if getattr(m, "errors", None) is not None:  # each residual over its own standard deviation
-        sections.append(("Pearson residuals", _residual_quantiles(m.residuals(type="pearson").to_numpy())))
+        sections.append(("Pearson residuals", _residual_quantiles(m.residuals(type="pearson").dropna().to_numpy())))
     else:
-        sections.append(("Scaled residuals", _residual_quantiles(m.residuals(scaled=True).to_numpy())))
+        sections.append(("Scaled residuals", _residual_quantiles(m.residuals(scaled=True).dropna().to_numpy())))
     groups = ", ".join(f"{k}, {v}" for k, v in m.ngrps.items())
     sections.append(("Random effects", format_table(_varcorr_table(m))
                      + f"\nNumber of obs: {m.nobs}, groups:  {groups}"))
@@ -141,7 +141,7 @@ def lmm_summary(m, ddf: str | None = None) -> Summary:
     corr = _fixef_correlation(m.vcov)
     if corr is not None:
         sections.append(("Correlation of Fixed Effects", corr))
-    sections.append(("Optimizer", str(m.optsum)))
+    sections.append(("Optimizer", m.optsum.brief()))
     notes = list(_data_notes(m.frame))
     if m.singular:
         notes.append("boundary (singular) fit: a variance is estimated as zero or a correlation "
@@ -158,9 +158,9 @@ def glmm_summary(m) -> Summary:
               f"Family: {m.family}", f"Formula: {m.formula}"]
     sections: list[tuple[str, object]] = [
         ("", pd.DataFrame(
-            [[f"{m.aic:.1f}", f"{m.bic:.1f}", f"{m.loglik:.1f}", f"{m.deviance:.1f}", str(m.df_resid)]],
+            [[f"{m.aic:.1f}", f"{m.bic:.1f}", f"{m.loglik:.1f}", f"{-2 * m.loglik:.1f}", str(m.df_resid)]],
             columns=["AIC", "BIC", "logLik", "-2 log L", "df.resid"], index=[""])),
-        ("Scaled residuals (Pearson)", _residual_quantiles(m.residuals("pearson").to_numpy())),
+        ("Scaled residuals (Pearson)", _residual_quantiles(m.residuals("pearson").dropna().to_numpy())),
     ]
     groups = ", ".join(f"{k}, {v}" for k, v in m.ngrps.items())
     sections.append(("Random effects", format_table(_varcorr_table(m)) + f"\nNumber of obs: {m.nobs}, groups:  {groups}"))
@@ -170,7 +170,7 @@ def glmm_summary(m) -> Summary:
     corr = _fixef_correlation(m.vcov)
     if corr is not None:
         sections.append(("Correlation of Fixed Effects", corr))
-    sections.append(("Optimizer", str(m.optsum)))
+    sections.append(("Optimizer", m.optsum.brief()))
     notes = list(_data_notes(m.frame))
     if m.family.name == "poisson":
         ratio = m.overdispersion
@@ -193,8 +193,8 @@ def gls_summary(m) -> Summary:
                           columns=["AIC", "BIC", "logLik"], index=[""])),
         (f"Error structure: {m.errors.label} (95% Wald intervals)", m.structure_intervals()),
         ("Coefficients", tab),
-        ("", f"Residual standard error: {m.sigma:.4g}"),
-        ("Optimizer", str(m.optsum)),
+        ("", f"Residual standard error: {fmt(m.sigma)}"),
+        ("Optimizer", m.optsum.brief()),
     ]
     return Summary(tuple(header), tuple(sections), _data_notes(m.frame))
 
@@ -204,10 +204,10 @@ def lm_summary(m) -> Summary:
     tab = m.coef_table.copy()
     tab["Pr(>|t|)"] = tab["Pr(>|t|)"].map(_p_format)
     sections = [
-        ("Residuals", _residual_quantiles(m.residuals().to_numpy())),
+        ("Residuals", _residual_quantiles(m.residuals().dropna().to_numpy())),
         ("Coefficients", tab),
-        ("", f"Residual standard error: {m.sigma:.4g} on {m.df_resid} degrees of freedom\n"
-             f"Multiple R-squared: {m.r_squared:.4g}\n"
-             f"logLik: {m.loglik:.4f} (df={m.npar}), AIC: {m.aic:.4f}, BIC: {m.bic:.4f}"),
+        ("", f"Residual standard error: {fmt(m.sigma)} on {m.df_resid} degrees of freedom\n"
+             f"Multiple R-squared: {fmt(m.r_squared)}\n"
+             f"logLik: {fmt_lik(m.loglik)} (df={m.npar}), AIC: {fmt_lik(m.aic)}, BIC: {fmt_lik(m.bic)}"),
     ]
     return Summary(tuple(header), tuple(sections), _data_notes(m.frame))

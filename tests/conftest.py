@@ -4,27 +4,30 @@ Each model is fitted once per test session (as MixedModels.jl's modelcache):
 ``fit(data, formula, reml)`` returns the same object for the same arguments.
 """
 
-import os
+# The tests and the notebooks run with the BLAS libraries' default threads, as a
+# student's machine does; lmelib itself runs each fit single-threaded (threads.py).
+import dataclasses
+import json
+import warnings
+from functools import lru_cache
+from pathlib import Path
 
-# The tests fit many small models: BLAS threads only add overhead there, and on
-# a busy 2-core machine they oversubscribe it.  Set before numpy is loaded
-# here, and inherited by the notebook kernels that nbval starts.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+import numpy as np
+import pandas as pd
+import pytest
 
-import dataclasses  # noqa: E402
-import json  # noqa: E402
-import warnings  # noqa: E402
-from functools import lru_cache  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-
-import lmelib  # noqa: E402
+import lmelib
 
 REFERENCE = Path(__file__).parent / "reference"
+
+
+def openblas_kernels() -> list[str]:
+    """Two OpenBLAS kernels this CPU can run, to set with OPENBLAS_CORETYPE: Haswell (AVX2), and
+    SkylakeX (AVX-512) where the CPU has it, else Sandybridge (AVX)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = cpuinfo.read_text() if cpuinfo.exists() else ""
+    second = "SkylakeX" if "avx512f" in flags else "Sandybridge"
+    return ["Haswell", second] if "avx2" in flags else [second] if "avx" in flags else []
 
 
 def load_reference(name: str) -> dict:
