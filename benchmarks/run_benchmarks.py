@@ -442,6 +442,7 @@ def main() -> int:
     ap.add_argument("--no-r", action="store_true", help="do not run lme4")
     ap.add_argument("--no-statsmodels", action="store_true", help="do not run statsmodels")
     ap.add_argument("--r-timeout", type=float, default=3600.0, help="time limit for the whole R run, s")
+    ap.add_argument("--no-glmm", action="store_true", help="leave out the GLMM table (bench_glmm.py)")
     ap.add_argument("--threads", default="1",
                     help="BLAS/OpenMP threads for every package (sets OPENBLAS_NUM_THREADS etc.; "
                          "0 = library defaults); default 1")
@@ -605,6 +606,11 @@ def main() -> int:
         md += [ev_line, ""]
     if notes:
         md += ["Notes:", ""] + [f"{i}. {t}" for i, t in enumerate(notes, 1)] + [""]
+    if not args.no_glmm and not args.only:  # GLMMs: bench_glmm.py in its own process, default threads
+        import bench_glmm
+
+        glmm = bench_glmm.section(args.quick, not args.no_r, args.max_repeats, log)
+        md += glmm
     text = "\n".join(md)
 
     print("\n".join(table))
@@ -615,6 +621,8 @@ def main() -> int:
         print()
         for i, t in enumerate(notes, 1):
             print(f"{i}. {t}")
+    if not args.no_glmm and not args.only:
+        print("\n" + "\n".join(glmm))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)

@@ -64,7 +64,6 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 import scipy.linalg
-import scipy.stats
 
 from .glmm import GeneralizedLinearMixedModel
 from .gls import GLSModel
@@ -86,11 +85,13 @@ def chibar2_sf(chisq: float, k: int) -> float:
     """P(T ≥ chisq) for T ~ 0.5 χ²(k − 1) + 0.5 χ²(k); χ²(0) is a point mass at 0."""
     if chisq <= ZERO_LRT:
         return 1.0
+    import scipy.stats  # late: half of `import lmelib`'s time, needed by few functions
     lower = 0.0 if k == 1 else scipy.stats.chi2.sf(chisq, k - 1)
     return float(0.5 * lower + 0.5 * scipy.stats.chi2.sf(chisq, k))
 
 
 def _naive_p(chisq: float, df: int) -> float:
+    import scipy.stats  # late: half of `import lmelib`'s time, needed by few functions
     return float(scipy.stats.chi2.sf(chisq, df)) if df > 0 else np.nan
 
 

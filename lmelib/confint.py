@@ -22,7 +22,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 
 from .profile import interval_labels, profile, varpar, varpar_names
 
@@ -80,6 +79,7 @@ def _rows(table: pd.DataFrame, parm, m) -> pd.DataFrame:
 def wald_confint(m, level: float = 0.95) -> pd.DataFrame:
     """β̂ ± z_{(1+level)/2} se(β̂); NaN rows for the variance parameters."""
     a = (1 - level) / 2
+    import scipy.stats  # late: half of `import lmelib`'s time, needed by few functions
     z = scipy.stats.norm.ppf([a, 1 - a])
     fixed = m.fixef.to_numpy()[:, None] + np.sqrt(np.diag(m.vcov))[:, None] * z
     nan = np.full((len(varpar_names(m)), 2), np.nan)
@@ -116,6 +116,7 @@ def _boot_ci(t: np.ndarray, t0: float, level: float, boot_type: str) -> np.ndarr
     if boot_type == "basic":
         return 2 * t0 - percentile_interval(t, [(1 + level) / 2, (1 - level) / 2])
     if boot_type == "norm":
+        import scipy.stats  # late: half of `import lmelib`'s time, needed by few functions
         bias, half = t.mean() - t0, np.std(t, ddof=1) * scipy.stats.norm.ppf((1 + level) / 2)
         return np.array([t0 - bias - half, t0 - bias + half])
     raise ValueError(f"boot_type must be 'perc', 'basic' or 'norm', got {boot_type!r}")
@@ -143,6 +144,7 @@ def percentile_interval(t: np.ndarray, alpha) -> np.ndarray:
         elif ki == ri:
             out[i] = t[ki - 1]
         else:
+            import scipy.stats  # late: half of `import lmelib`'s time, needed by few functions
             z, z0, z1 = scipy.stats.norm.ppf([a, ki / (R + 1), (ki + 1) / (R + 1)])
             out[i] = t[ki - 1] + (z - z0) / (z1 - z0) * (t[ki] - t[ki - 1])
     return out

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.linalg
-import scipy.stats
 
 __all__ = [
     "Satterthwaite",
@@ -335,6 +334,7 @@ def contest1d(m, L, ddf: str = "Satterthwaite", *, method=None) -> dict:
     se = np.sqrt(method.variance(L))
     df = method.ddf(L)
     t = est / se
+    import scipy.stats  # late: half of `import lmelib`'s time, needed by few functions
     return {"Estimate": est, "Std. Error": se, "df": df, "t value": t,
             "Pr(>|t|)": 2 * scipy.stats.t.sf(abs(t), df)}
 

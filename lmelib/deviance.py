@@ -282,10 +282,12 @@ class PLSSolution:
     def _solution(self) -> tuple[np.ndarray, np.ndarray]:
         # back-substitution in Lᵀ [u; β] = (last row of L): eqns. 22-23
         L22 = self.L22[:-1, :-1]
-        w = scipy.linalg.solve_triangular(L22, self.L22[-1, :-1], lower=True, trans="T")
+        w = scipy.linalg.solve_triangular(L22, self.L22[-1, :-1], lower=True, trans="T", check_finite=False)
         L21 = dense(self.L21)
         c1 = L21[-1, :] - L21[:-1, :].T @ w
         m1, ell1, _ = self.L11.shape
+        if ell1 == 1:
+            return w, (c1 / self.L11[:, 0, 0]).reshape(m1, 1)
         u1 = np.linalg.solve(
             np.swapaxes(self.L11, 1, 2), c1.reshape(m1, ell1, 1)
         ).reshape(m1, ell1)
@@ -302,6 +304,13 @@ class PLSSolution:
         """Spherical random effects u, in Z's column order (term by term)."""
         w, u1 = self._solution
         return np.concatenate([u1.ravel(), w[: self.q_rest]])
+
+
+def _scalar_rows(cp: CrossProducts) -> np.ndarray | None:
+    """Row of each stored entry of a sparse A_R1 when every term is scalar (else None)."""
+    if isinstance(cp.AR1, np.ndarray) or cp.ell1 != 1 or any(ell != 1 for _, _, ell, _ in cp.rest):
+        return None
+    return np.repeat(np.arange(cp.AR1.shape[0]), np.diff(cp.AR1.indptr))
 
 
 def dense(a) -> np.ndarray:
@@ -357,14 +366,12 @@ class ProfiledDeviance:
     @cached_property
     def _AR1_rows(self) -> np.ndarray | None:
         """Row of each stored entry of a sparse A_R1 when every term is scalar (else None)."""
-        cp = self.cp
-        if isinstance(cp.AR1, np.ndarray) or cp.ell1 != 1 or any(ell != 1 for _, _, ell, _ in cp.rest):
-            return None
-        return np.repeat(np.arange(cp.AR1.shape[0]), np.diff(cp.AR1.indptr))
+        return _scalar_rows(self.cp)
 
-    def _sparse_L21(self, theta: np.ndarray, lams: list[np.ndarray], D: np.ndarray) -> sp.csr_array:
+    def _sparse_L21(self, theta: np.ndarray, lams: list[np.ndarray], D: np.ndarray,
+                    cp: CrossProducts) -> sp.csr_array:
         """L21 = Λ_Rᵀ A_R1 blockdiag(D) for a sparse A_R1."""
-        cp, rows = self.cp, self._AR1_rows
+        rows = self._AR1_rows if cp is self.cp else _scalar_rows(cp)
         if rows is not None:  # scalar terms: both factors are diagonal, so only the values change
             row_scale = np.ones(cp.AR1.shape[0])
             for k, offset, _, m in cp.rest:
@@ -385,10 +392,14 @@ class ProfiledDeviance:
                 out[rows] = (lams[k].T @ M[rows].reshape(m, ell, -1)).reshape(m * ell, -1)
         return out
 
-    def solve(self, theta: np.ndarray) -> PLSSolution:
-        """Factor A at θ (the blocked Cholesky of the module docstring)."""
+    def solve(self, theta: np.ndarray, cp: CrossProducts | None = None) -> PLSSolution:
+        """Factor A at θ (the blocked Cholesky of the module docstring).
+
+        ``cp``: other values on the same pattern as this function's cross-products
+        (PIRLS's weighted ones, pirls.WeightedProducts); by default its own.
+        """
         theta = np.asarray(theta, dtype=float)
-        cp = self.cp
+        cp = self.cp if cp is None else cp
         lams = self.lambdas(theta)
         lam1 = lams[0] if cp.m1 else np.zeros((1, 1))
         # Step I: L11 per level, chol(λᵀ A11_g λ + I), and D = λ L11⁻ᵀ per level
@@ -408,7 +419,7 @@ class ProfiledDeviance:
             S -= L21 @ L21.T
         else:
             D = lam1 @ np.swapaxes(inv, 1, 2)  # Λ1 L11⁻ᵀ, block by block
-            L21 = self._sparse_L21(theta, lams, D)
+            L21 = self._sparse_L21(theta, lams, D, cp)
             S -= (L21 @ L21.T).toarray()
         if cp.q_rest:
             S.flat[: cp.q_rest * (len(S) + 1) : len(S) + 1] += 1.0

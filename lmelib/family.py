@@ -13,7 +13,6 @@ from typing import Callable
 
 import numpy as np
 import scipy.special as sc
-import scipy.stats as st
 
 __all__ = ["Link", "Family", "family", "LINKS"]
 
@@ -39,11 +38,13 @@ def _logit_mu_eta(eta):
 
 LINKS = {
     "logit": Link("logit", sc.logit, _logit_inv, _logit_mu_eta),
+    # the standard normal's quantile, cdf and density from scipy.special (what scipy.stats.norm
+    # calls), so that importing lmelib does not import scipy.stats
     "probit": Link(
         "probit",
-        st.norm.ppf,
-        lambda eta: np.clip(st.norm.cdf(eta), _EPS, 1 - _EPS),
-        lambda eta: np.maximum(st.norm.pdf(eta), _EPS),
+        sc.ndtri,
+        lambda eta: np.clip(sc.ndtr(eta), _EPS, 1 - _EPS),
+        lambda eta: np.maximum(np.exp(-0.5 * eta**2) / np.sqrt(2 * np.pi), _EPS),
     ),
     "cloglog": Link(
         "cloglog",

@@ -24,11 +24,11 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 import scipy.linalg
-import scipy.stats
 
 from .formatting import fmt_lik
 from .covariance import lambda_of, theta_lower, theta_slices, theta_start
-from .deviance import CrossProducts, PLSSolution, ProfiledDeviance, dense_rows
+from .deviance import dense_rows
+from .pirls import PIRLS, Mode, agq_correction
 from .design import ModelFrame, model_frame
 from .family import Family, family as make_family
 from .optimize import OptSummary, hessian, minimize
@@ -38,11 +38,6 @@ from . import summary as _summary
 from .threads import fit_threads
 
 __all__ = ["glmer", "GeneralizedLinearMixedModel"]
-
-PIRLS_TOL = 1e-10
-PIRLS_STEP_TOL = 1e-10
-PIRLS_MAXIT = 50
-
 
 # ------------------------------------------------------------------ response
 
@@ -106,123 +101,6 @@ def _cbind(formula: str) -> tuple[str, tuple[str, str] | None]:
         return formula, None
     succ, fail = (s.strip() for s in lhs[6:-1].split(",", 1))
     return f"_cbind_prop ~ {rhs.strip()}", (succ, fail)
-
-
-# ---------------------------------------------------------------- PIRLS
-
-
-@dataclass(frozen=True, eq=False)
-class Mode:
-    """The conditional mode at (θ, β) and the factor that PIRLS ended with."""
-
-    u: np.ndarray
-    beta: np.ndarray
-    eta: np.ndarray
-    mu: np.ndarray
-    solution: PLSSolution
-    loglik_cond: float  # Σ log p(y | μ̂)
-    iterations: int
-
-    @property
-    def laplace(self) -> float:
-        """−2 Σ log p(y | μ̂) + ‖û‖² + log |L|² (lme4's ``Laplace``)."""
-        return -2.0 * self.loglik_cond + float(self.u @ self.u) + self.solution.ldL2
-
-
-class PIRLS:
-    """Penalized IRLS for one GLMM: the LMM solver applied to working responses."""
-
-    def __init__(self, frame: ModelFrame, fam: Family, y, prior_w, offset):
-        self.frame, self.family = frame, fam
-        self.y, self.prior_w, self.offset = y, prior_w, offset
-        ells = [t.ell for t in frame.terms]
-        self.slices = theta_slices(ells)
-        self.Z = frame.Z.tocsr()
-        self._no_x = dataclasses.replace(frame, X=np.zeros((frame.n, 0)))
-
-    def Lambda_u(self, theta, u) -> np.ndarray:
-        """b = Λθ u, in Z's column order."""
-        out, start = [], 0
-        for s, t in zip(self.slices, self.frame.terms):
-            lam = lambda_of(theta[s], t.ell)
-            out.append((u[start:start + t.q].reshape(t.n_levels, t.ell) @ lam.T).ravel())
-            start += t.q
-        return np.concatenate(out)
-
-    def _eta(self, theta, u, beta) -> np.ndarray:
-        return self.offset + self.frame.X @ beta + self.Z @ self.Lambda_u(theta, u)
-
-    def _pdev(self, theta, u, beta) -> tuple[float, np.ndarray, np.ndarray, float]:
-        eta = self._eta(theta, u, beta)
-        mu = self.family.link.linkinv(eta)
-        ll = float(self.family.loglik(self.y, mu, self.prior_w).sum())
-        return -2.0 * ll + float(u @ u), eta, mu, ll
-
-    def _solve(self, theta, eta, mu, beta, with_beta: bool) -> tuple[PLSSolution, np.ndarray, np.ndarray]:
-        link = self.family.link
-        d = link.mu_eta(eta)
-        w = self.prior_w * d**2 / self.family.variance(mu)
-        z = eta - self.offset + (self.y - mu) / d  # working response
-        frame = self.frame if with_beta else self._no_x
-        target = z if with_beta else z - self.frame.X @ beta
-        frame = dataclasses.replace(frame, y=target)
-        cp = CrossProducts.of(frame, sqrtw=np.sqrt(w))
-        sol = ProfiledDeviance(frame, False, cp=cp).solve(theta)
-        return sol, sol.u, (sol.beta if with_beta else beta)
-
-    def mode(self, theta, beta, u0=None, with_beta=False) -> Mode:
-        """PIRLS to the conditional mode; ``with_beta`` updates β too (lme4's first stage)."""
-        theta, beta = np.asarray(theta, float), np.asarray(beta, float)
-        u = np.zeros(self.frame.Z.shape[1]) if u0 is None else u0
-        pdev, eta, mu, ll = self._pdev(theta, u, beta)
-        for it in range(1, PIRLS_MAXIT + 1):
-            sol, u_new, beta_new = self._solve(theta, eta, mu, beta, with_beta)
-            for _ in range(20):  # step-halving
-                new = self._pdev(theta, u_new, beta_new)
-                if new[0] <= pdev + 1e-10 * abs(pdev):
-                    break
-                u_new, beta_new = (u + u_new) / 2, (beta + beta_new) / 2
-            # converged when the deviance and the modes themselves settle: log |L|² depends on u
-            # to first order (through the weights), so a loose u would make the objective noisy
-            step = max(np.max(np.abs(u_new - u), initial=0.0), np.max(np.abs(beta_new - beta), initial=0.0))
-            converged = (abs(pdev - new[0]) < PIRLS_TOL * (abs(new[0]) + 0.1)
-                         and step < PIRLS_STEP_TOL * (1.0 + np.max(np.abs(u_new), initial=0.0)))
-            u, beta, (pdev, eta, mu, ll) = u_new, beta_new, new
-            if converged:
-                break
-        sol, _, _ = self._solve(theta, eta, mu, beta, False)  # L at the weights of the mode
-        return Mode(u, beta, eta, mu, sol, ll, it)
-
-
-# ---------------------------------------------------------- quadrature
-
-
-def _agq_correction(pirls: PIRLS, theta, mode: Mode, nagq: int) -> float:
-    """Adaptive Gauss–Hermite correction to the Laplace deviance (one scalar term).
-
-    For level i with mode ûᵢ and Lᵢᵢ, −2 log ∫ p(yᵢ | u) φ(u) du
-    ≈ gᵢ(ûᵢ) + log Lᵢᵢ² − 2 log Σ_k w_k exp(−½[gᵢ(ûᵢ + z_k/Lᵢᵢ) − gᵢ(ûᵢ)] + ½ z_k²),
-    with gᵢ(u) = −2 Σ_j log p(y_ij | u) + u², (z_k, w_k) Gauss–Hermite for N(0, 1).
-    """
-    term = pirls.frame.terms[0]
-    z, w = np.polynomial.hermite_e.hermegauss(nagq)
-    w = w / w.sum()
-    lam = float(theta[0])
-    Lii = np.sqrt(np.diagonal(mode.solution.L11, axis1=1, axis2=2)[:, 0] ** 2)
-    codes, vals = term.codes, term.values[:, 0]
-    base_eta = mode.eta - lam * vals * mode.u[codes]
-    m = term.n_levels
-
-    def g(u_levels):
-        mu = pirls.family.link.linkinv(base_eta + lam * vals * u_levels[codes])
-        ll = np.bincount(codes, weights=pirls.family.loglik(pirls.y, mu, pirls.prior_w), minlength=m)
-        return -2.0 * ll + u_levels**2
-
-    g0 = g(mode.u)
-    acc = np.zeros(m)
-    for zk, wk in zip(z, w):
-        acc += wk * np.exp(-0.5 * (g(mode.u + zk / Lii) - g0) + 0.5 * zk**2)
-    return float(-2.0 * np.log(acc).sum())
 
 
 # ------------------------------------------------------------------ fit
@@ -330,6 +208,7 @@ class GeneralizedLinearMixedModel:
     offset: np.ndarray
     optsum: OptSummary
     mode: Mode
+    pirls_iterations: int = 0  # inner PIRLS steps over the whole fit
 
     @classmethod
     def fit(cls, frame, fam: Family, nagq: int, formula: str, response: pd.Series):
@@ -343,7 +222,7 @@ class GeneralizedLinearMixedModel:
         pirls = PIRLS(frame, fam, y, pw, off)
         with fit_threads(dense_rows(frame)):
             optsum, mode = _optimize(pirls, frame, nagq)
-        m = cls(frame, fam, nagq, formula, y, pw, off, optsum, mode)
+        m = cls(frame, fam, nagq, formula, y, pw, off, optsum, mode, pirls.iterations)
         m._warn_if_degenerate()
         return m
 
@@ -445,10 +324,14 @@ class GeneralizedLinearMixedModel:
                 return pd.DataFrame(V, index=names, columns=names)
         except np.linalg.LinAlgError:
             pass
-        sol = PIRLS(self.frame, self.family, self.y, self.prior_weights, self.offset)._solve(
-            self.theta, self.mode.eta, self.mode.mu, self.mode.beta, True)[0]
+        sol = self._pirls._solve(self.theta, self.mode.eta, self.mode.mu, self.mode.beta, True)[0]
         RXinv = scipy.linalg.solve_triangular(sol.RX, np.eye(p))
         return pd.DataFrame(RXinv @ RXinv.T, index=names, columns=names)
+
+    @cached_property
+    def _pirls(self) -> PIRLS:
+        """A PIRLS solver for this model's data (for the Hessian and vcov)."""
+        return PIRLS(self.frame, self.family, self.y, self.prior_weights, self.offset)
 
     @property
     def se(self) -> pd.Series:
@@ -457,6 +340,7 @@ class GeneralizedLinearMixedModel:
     @property
     def coef_table(self) -> pd.DataFrame:
         z = self.fixef / self.se
+        import scipy.stats  # late: half of `import lmelib`'s time, needed by few functions
         return pd.DataFrame({"Estimate": self.fixef, "Std. Error": self.se, "z value": z,
                              "Pr(>|z|)": 2 * scipy.stats.norm.sf(np.abs(z))})
 
@@ -572,13 +456,13 @@ class GeneralizedLinearMixedModel:
 
 def _deviance_at(m, x) -> float:
     """The objective at x = (θ, β) for a fitted model (used for the Hessian)."""
-    pirls = PIRLS(m.frame, m.family, m.y, m.prior_weights, m.offset)
+    pirls = m._pirls
     k = len(m.theta)
     theta, beta = x[:k], x[k:]
     mode = pirls.mode(theta, beta, u0=m.mode.u)
     dev = mode.laplace
     if m.nagq > 1:
-        dev += _agq_correction(pirls, theta, mode, m.nagq)
+        dev += agq_correction(pirls, theta, mode, m.nagq)
     return dev
 
 
@@ -604,7 +488,7 @@ def _optimize(pirls: PIRLS, frame: ModelFrame, nagq: int) -> tuple[OptSummary, M
         mode = pirls.mode(x[:k], x[k:], state["u"])
         state["u"] = mode.u
         dev = mode.laplace
-        return dev + (_agq_correction(pirls, x[:k], mode, nagq) if nagq > 1 else 0.0)
+        return dev + (agq_correction(pirls, x[:k], mode, nagq) if nagq > 1 else 0.0)
 
     x0 = np.concatenate([first.final, mode1.beta])
     lower2 = np.concatenate([lower, np.full(p, -np.inf)])

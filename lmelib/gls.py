@@ -19,7 +19,6 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 import scipy.linalg
-import scipy.stats
 
 from .formatting import fmt_lik
 from .design import ModelFrame, check_varying_response, model_frame
@@ -154,6 +153,7 @@ class GLSModel(FittedModel):
     def coef_table(self) -> pd.DataFrame:
         t = self.fixef / self.se
         df = self.nobs - self.frame.p
+        import scipy.stats  # late: half of `import lmelib`'s time, needed by few functions
         return pd.DataFrame({"Estimate": self.fixef, "Std. Error": self.se, "t value": t,
                              "Pr(>|t|)": 2 * scipy.stats.t.sf(np.abs(t), df)})
 

@@ -14,7 +14,6 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 import scipy.linalg
-import scipy.stats
 
 from .formatting import fmt_lik
 from .design import ModelFrame, model_frame
@@ -90,6 +89,7 @@ class LinearModel(FittedModel):
     @property
     def coef_table(self) -> pd.DataFrame:
         t = self.fixef / self.se
+        import scipy.stats  # late: half of `import lmelib`'s time, needed by few functions
         p = 2 * scipy.stats.t.sf(np.abs(t), self.df_resid)
         return pd.DataFrame({"Estimate": self.fixef, "Std. Error": self.se, "t value": t, "Pr(>|t|)": p})
 

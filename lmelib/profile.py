@@ -41,7 +41,6 @@ import nlopt
 import numpy as np
 import pandas as pd
 import scipy.interpolate
-import scipy.stats
 
 from .formatting import fmt_lik
 from .covariance import lambda_of
@@ -352,6 +351,7 @@ class Profile:
         if not 0 < level < 1:
             raise ValueError(f"level must be between 0 and 1, got {level}")
         a = (1 - level) / 2
+        import scipy.stats  # late: half of `import lmelib`'s time, needed by few functions
         zeta = scipy.stats.norm.ppf([a, 1 - a])
         rows, notes = [], []
         for p in self.parameters:
@@ -482,6 +482,7 @@ def profile(
     _require_iid_residuals(m, "profile")
     ml = m.refit(False) if m.reml else m
     k = len(m.theta) + 1 + m.frame.p
+    import scipy.stats  # late: half of `import lmelib`'s time, needed by few functions
     cutoff = float(np.sqrt(scipy.stats.chi2.ppf(1 - alpha_max, k)))
     profiler = _Profiler(ml, _Settings(cutoff, cutoff * delta_cutoff, max_points, max_mult, devtol))
     profiles = tuple(profiler.trace(i) for i in _select(which, profiler.names, profiler.nvp))
