@@ -42,8 +42,17 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, correlation=None,
     function, e.g. ``lmelib.VarIdent("region")``) give the residuals nlme's
     error structures; see :mod:`lmelib.structures`.
     """
+    if is_dask_frame(data):  # out of core: lmelib.outofcore imports dask only when it is used
+        from .outofcore import lmer_dask
+
+        return lmer_dask(formula, data, reml=reml, correlation=correlation, weights=weights)
     frame = model_frame(formula, data, extra_columns=_structure_columns(correlation, weights))
     return LinearMixedModel.fit(frame, reml=reml, errors=ErrorModel.of(frame.data, correlation, weights))
+
+
+def is_dask_frame(data) -> bool:
+    """Whether ``data`` is a Dask DataFrame (checked without importing dask)."""
+    return type(data).__module__.split(".")[0] == "dask"
 
 
 def _structure_columns(*structures) -> list[str]:
@@ -84,7 +93,7 @@ class LinearMixedModel(FittedModel):
 
     def refit(self, reml: bool) -> "LinearMixedModel":
         """The same model fitted by REML (``reml=True``) or ML."""
-        return self if reml == self.reml else LinearMixedModel.fit(self.frame, reml, self.errors)
+        return self if reml == self.reml else type(self).fit(self.frame, reml, self.errors)
 
     @cached_property
     def devfun(self) -> ProfiledDeviance:
@@ -240,6 +249,10 @@ class LinearMixedModel(FittedModel):
         if type != "response":
             raise ValueError(f"residual type {type!r}: use 'response', 'pearson' or 'normalized'")
         return pd.Series(r / self.sigma if scaled else r, name="residuals")
+
+    def scaled_residual_quantiles(self) -> tuple[str, np.ndarray]:
+        """The summary's title and Min, 1Q, Median, 3Q and Max of the scaled residuals."""
+        return "Scaled residuals", np.quantile(self.residuals(scaled=True).to_numpy(), [0, 0.25, 0.5, 0.75, 1])
 
     def structure_intervals(self, level: float = 0.95) -> pd.DataFrame:
         """Wald intervals for the error structure's parameters (φ, ratios), natural scale."""
