@@ -354,14 +354,20 @@ def _check_columns(ddf, needed: list[str], parsed: ParsedFormula, formula: str) 
         raise TypeError(f"response {name!r} must be numeric, but its column has dtype {ddf[name].dtype}")
 
 
-def _categorical_columns(meta: pd.DataFrame, needed: list[str]) -> list[str]:
-    return [c for c in needed if c in meta.columns and not (
+def _categorical_columns(meta: pd.DataFrame, parsed: ParsedFormula) -> list[str]:
+    """Non-numeric columns that X or a term's Z columns use (grouping factors are coded apart)."""
+    from formulaic import Formula
+
+    used = set(Formula(parsed.fixed_formula).required_variables)
+    for t in parsed.random:
+        used |= set() if _intercept_only(t) else set(Formula(t.expr).required_variables)
+    return [c for c in sorted(used) if c in meta.columns and not (
         pd.api.types.is_numeric_dtype(meta[c].dtype) and not pd.api.types.is_bool_dtype(meta[c].dtype))]
 
 
 def _levels_pass(ddf, parsed: ParsedFormula, needed: list[str]) -> tuple[dict, list]:
     groups = list(dict.fromkeys(t.factors for t in parsed.random))
-    categorical = _categorical_columns(ddf._meta, needed)
+    categorical = _categorical_columns(ddf._meta, parsed)
     lv = _map_reduce(ddf, _levels_partition, _levels_combine, needed, groups, categorical)
     if lv["dropped"]:
         detail = ", ".join(f"{c}: {k}" for c, k in lv["na"].items() if k)
