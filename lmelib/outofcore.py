@@ -34,13 +34,12 @@ import dataclasses
 import re
 import warnings
 from dataclasses import dataclass, field
-from functools import cached_property, reduce
+from functools import reduce
 
 import numpy as np
 import pandas as pd
 import scipy.linalg
-import scipy.sparse as sp
-from formulaic import model_matrix
+from formulaic import Formula, model_matrix
 
 from .deviance import CrossProducts
 from .design import (CONTEXT, RANK_TOL, ModelFrame, ReTerm, _check_grouping, _intercept_only,
@@ -311,7 +310,7 @@ class DaskModelFrame:
 
     @property
     def X(self):
-        raise _rows_error("X (e.g. Satterthwaite or Kenward-Roger degrees of freedom)")
+        raise _rows_error("X (e.g. Kenward-Roger degrees of freedom)")
 
     @property
     def y(self):
@@ -356,8 +355,6 @@ def _check_columns(ddf, needed: list[str], parsed: ParsedFormula, formula: str) 
 
 def _categorical_columns(meta: pd.DataFrame, parsed: ParsedFormula) -> list[str]:
     """Non-numeric columns that X or a term's Z columns use (grouping factors are coded apart)."""
-    from formulaic import Formula
-
     used = set(Formula(parsed.fixed_formula).required_variables)
     for t in parsed.random:
         used |= set() if _intercept_only(t) else set(Formula(t.expr).required_variables)

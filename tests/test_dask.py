@@ -96,6 +96,17 @@ def test_empty_partitions_and_missing_rows(client):
     assert m_dask.frame.n_dropped_rows == 3
 
 
+def test_aliased_columns_dropped(client):
+    df = data("sleepstudy").assign(Days2=lambda d: 2.0 * d.Days)
+    formula = "Reaction ~ Days + Days2 + (1 | Subject)"
+    with pytest.warns(UserWarning, match="dropping 1 column / coefficient: Days2"):
+        m_dask = lmelib.lmer(formula, spread(df, 3, 4))
+    with pytest.warns(UserWarning, match="dropping 1 column / coefficient: Days2"):
+        m_pandas = lmelib.lmer(formula, df)
+    assert_same_fit(m_dask, m_pandas)
+    assert m_dask.frame.dropped_columns == ("Days2",)
+
+
 def test_read_outs(fits):
     m_pandas, m_dask = fits["random slope"]
     pd.testing.assert_frame_equal(m_dask.varcorr, m_pandas.varcorr, rtol=1e-7)
