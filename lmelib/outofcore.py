@@ -65,7 +65,7 @@ def _rows_error(what: str) -> AttributeError:
 # ----------------------------------------------------------- the encoding
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LevelsTerm:
     """A random-effects term known by its levels and columns, without the rows' codes and values."""
 
