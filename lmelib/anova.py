@@ -97,7 +97,7 @@ def _bootstrap_lrt(small, large, nsim: int, seed, progress: bool) -> BootstrapRe
     """Null distribution of the LRT: simulate from ``small``, refit both models."""
 
     def lrt(fit0) -> dict:
-        fit1 = refit_response(large, fit0.frame.y)
+        fit1 = refit_response(large, fit0.frame.response)
         return {"Chisq": 2.0 * max(0.0, fit1.loglik - fit0.loglik)}
 
     return bootstrap(small, nsim, seed=seed, func=lrt, progress=progress)

@@ -9,6 +9,7 @@ term is stored as the level index of every row and an n × ℓ array of values.
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -18,18 +19,24 @@ import pandas as pd
 import scipy.linalg
 import scipy.sparse as sp
 from formulaic import Formula, model_matrix
+from formulaic.transforms.contrasts import C
 
 from .formula import ParsedFormula, RandomTerm, parse_formula
+from .newdata import encode_newdata, match_levels
 
-__all__ = ["ReTerm", "ModelFrame", "model_frame"]
+__all__ = ["ReTerm", "ModelFrame", "model_frame", "check_columns", "check_varying_response", "offset_values"]
 
 RANK_TOL = 1e-7  # lme4's default tolerance in chkRank.drop.cols
 
 # What a formula may call besides the data's columns and formulaic's own
-# transforms (C, center, scale, poly, ...): R's usual maths functions.
+# transforms (C, center, scale, poly, ...): R's usual maths functions, R's
+# factor(x) (formulaic's C(x)), ifelse, pmin, pmax, and TRUE / FALSE.
 CONTEXT = {"np": np, "log": np.log, "log10": np.log10, "log2": np.log2, "log1p": np.log1p,
            "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs, "sin": np.sin, "cos": np.cos,
-           "tan": np.tan, "pi": np.pi}
+           "tan": np.tan, "pi": np.pi, "factor": C, "ifelse": np.where, "pmin": np.minimum,
+           "pmax": np.maximum, "TRUE": True, "FALSE": False}
+
+NA_ACTIONS = ("omit", "exclude")  # R's na.omit (the default) and na.exclude
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,6 +49,25 @@ class ReTerm:
     codes: np.ndarray  # level index of each row, length n
     values: np.ndarray  # n × ℓ: the term's model matrix (intercept, slopes)
     spec: object = field(repr=False)  # formulaic ModelSpec of the left-hand side
+    factor_levels: tuple = ()  # each grouping column's levels, as the data typed them
+    combos: np.ndarray | None = None  # for a:b, each level's codes in factor_levels
+
+    def new_codes(self, newdata: pd.DataFrame) -> np.ndarray:
+        """Level index of each row of new data, matched by value; −1 for a level not seen in fitting.
+
+        A missing grouping value also gets −1 (the population prediction), with a warning.
+        """
+        codes = np.stack([match_levels(newdata[f], lv) for f, lv in zip(self.term.factors, self.factor_levels)],
+                         axis=1)
+        missing = newdata[list(self.term.factors)].isna().any(axis=1).to_numpy()
+        if missing.any():
+            warnings.warn(f"{int(missing.sum())} row(s) of newdata have no value of grouping factor "
+                          f"{self.name!r}: they get the population prediction for this term",
+                          UserWarning, stacklevel=4)
+        if self.combos is None:
+            return codes[:, 0]
+        lookup = {tuple(row): k for k, row in enumerate(self.combos)}
+        return np.array([lookup.get(tuple(row), -1) for row in codes], dtype=np.intp)
 
     @property
     def name(self) -> str:
@@ -82,7 +108,7 @@ class ModelFrame:
 
     formula: ParsedFormula
     data: pd.DataFrame  # the complete rows used in the fit
-    y: np.ndarray
+    y: np.ndarray  # the response minus the formula's offset() terms: what Xβ + Zb explains
     X: np.ndarray
     x_names: tuple[str, ...]
     x_spec: object = field(repr=False)
@@ -91,6 +117,10 @@ class ModelFrame:
     dropped_columns: tuple[str, ...] = ()
     n_dropped_rows: int = 0
     na_counts: dict = field(default_factory=dict)
+    full_index: pd.Index | None = None  # the row labels of the data as given
+    used: np.ndarray | None = None  # which of those rows the fit used (complete rows)
+    na_action: str = "omit"
+    offset: np.ndarray | None = None  # the sum of the formula's offset() terms, if any
 
     @property
     def n(self) -> int:
@@ -100,8 +130,49 @@ class ModelFrame:
     def p(self) -> int:
         return self.X.shape[1]
 
+    @property
+    def response(self) -> np.ndarray:
+        """The response as in the data (y plus the offset)."""
+        return self.y if self.offset is None else self.y + self.offset
+
+    @property
+    def eta_offset(self) -> np.ndarray | float:
+        """What the offset adds to Xβ + Zb: its values, or 0 without offset() terms."""
+        return 0.0 if self.offset is None else self.offset
+
+    def new_offset(self, newdata: pd.DataFrame) -> np.ndarray | float:
+        """The formula's offset() terms evaluated on new data (0 without any)."""
+        return offset_values(self.formula, newdata) if self.formula.offsets else 0.0
+
+    @property
+    def index(self) -> pd.Index:
+        """Row labels of the rows used in the fit, as in the data given."""
+        if self.full_index is None:
+            return pd.RangeIndex(self.n)
+        return self.full_index[self.used]
+
+    def by_row(self, values, name: str) -> pd.Series:
+        """Per-row values as a Series on the data's row labels.
+
+        With ``na_action="omit"`` (R's na.omit, the default) only the rows used;
+        with ``"exclude"`` (R's na.exclude) every row of the data, NaN where a
+        row was dropped for missing values.
+        """
+        values = np.asarray(values)
+        if self.na_action != "exclude" or self.full_index is None:
+            return pd.Series(values, index=self.index, name=name)
+        out = np.full(len(self.full_index), np.nan)
+        out[self.used] = values
+        return pd.Series(out, index=self.full_index, name=name)
+
     def new_X(self, newdata: pd.DataFrame) -> np.ndarray:
-        """X for new data: formulaic's encoding of the fit, aliased columns dropped."""
+        """X for new data: formulaic's encoding of the fit, aliased columns dropped.
+
+        Categorical columns are encoded with the fitted levels whatever newdata's
+        dtype (int, str, a category in another order); a level the fit never
+        saw is an error naming the column and the level.
+        """
+        newdata = encode_newdata(self.x_spec, newdata)
         X = np.asarray(self.x_spec.get_model_matrix(newdata, na_action="raise", context=CONTEXT), dtype=float)
         return X[:, list(self.x_keep)]
 
@@ -125,7 +196,7 @@ class ModelFrame:
 
     def same_response(self, other) -> bool:
         """Whether ``other`` was fitted to the same response values (anova's check)."""
-        return self.n == other.n and bool(np.allclose(other.y, self.y, rtol=1e-10, atol=0.0))
+        return self.n == other.n and bool(np.allclose(other.response, self.response, rtol=1e-10, atol=0.0))
 
     @cached_property
     def Z(self) -> sp.csc_array:
@@ -139,23 +210,54 @@ class ModelFrame:
 
 
 def _required_columns(parsed: ParsedFormula) -> list[str]:
-    needed = list(Formula(parsed.fixed_formula).required_variables)
+    needed = _variables(parsed.fixed_formula, parsed)
     for term in parsed.random:
         if not _intercept_only(term):
-            needed += list(Formula(term.expr).required_variables)
+            needed += _variables(term.expr, parsed)
         needed += list(term.factors)
+    for expr in parsed.offsets:
+        needed += _variables(f"0 + I({expr})", parsed)
     return list(dict.fromkeys(sorted(needed)))
 
 
-def _check_columns(data: pd.DataFrame, needed: list[str], formula: str) -> None:
+def _variables(part: str, parsed: ParsedFormula) -> list[str]:
+    """The names a formula part uses, or a ValueError naming the part formulaic cannot read."""
+    try:
+        return list(Formula(part).required_variables)
+    except Exception as e:  # formulaic's parser: SyntaxError, FormulaParsingError, ...
+        raise ValueError(f"cannot read {part!r} of the formula {parsed.text!r}: {e}") from None
+
+
+def _check_functions(parsed: ParsedFormula, data: pd.DataFrame, needed: list[str]) -> None:
+    """A name called as a function that is neither in the data nor known: say it is a function."""
+    unknown = [name for name in needed if name not in data.columns and not _known_name(name)
+               and re.search(rf"(?<![\w.]){re.escape(name)}\s*\(", parsed.text)]
+    if unknown:
+        raise ValueError(
+            f"function{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} in the formula "
+            f"{parsed.text!r} {'are' if len(unknown) > 1 else 'is'} not available: lmelib knows "
+            f"{', '.join(sorted(k for k in CONTEXT if k not in ('np', 'pi', 'TRUE', 'FALSE')))} "
+            "and formulaic's transforms (C, I, poly, scale, center, ...)"
+        )
+
+
+def check_columns(data: pd.DataFrame, needed, where: str) -> None:
+    """A KeyError naming every column in ``needed`` that ``data`` lacks, and where it was named.
+
+    ``where`` completes "named in ...": ``"the formula 'y ~ x'"``, ``"weights="``.
+    """
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     missing = [c for c in needed if c not in data.columns and not _known_name(c)]
     if missing:
         raise KeyError(
             f"column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} "
-            f"named in the formula {formula!r} {'are' if len(missing) > 1 else 'is'} not in the data"
+            f"named in {where} {'are' if len(missing) > 1 else 'is'} not in the data"
         )
+    duplicated = sorted({c for c in needed if list(data.columns).count(c) > 1}, key=str)
+    if duplicated:
+        raise ValueError(f"the data have more than one column named {', '.join(map(repr, duplicated))}; "
+                         "rename them so that each name the model uses is unique")
 
 
 def _known_name(name: str) -> bool:
@@ -163,8 +265,12 @@ def _known_name(name: str) -> bool:
     return name in CONTEXT
 
 
-def _complete_rows(data: pd.DataFrame, needed: list[str]) -> tuple[pd.DataFrame, int, dict]:
-    """Drop rows with a missing value in any column the model uses; count them."""
+def _complete_rows(data: pd.DataFrame, needed: list[str]) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """Drop rows with a missing value in any column the model uses; count them.
+
+    Returns the complete rows (renumbered 0..n−1), which rows of ``data`` they
+    are, and the number of missing values by column.
+    """
     na = data[needed].isna()
     keep = ~na.any(axis=1).to_numpy()
     counts = {c: int(k) for c, k in na.sum().items() if k}
@@ -176,7 +282,24 @@ def _complete_rows(data: pd.DataFrame, needed: list[str]) -> tuple[pd.DataFrame,
             UserWarning,
             stacklevel=4,
         )
-    return data.loc[keep].reset_index(drop=True), dropped, counts
+    return data.loc[keep].reset_index(drop=True), keep, counts
+
+
+def _check_finite(values: np.ndarray, names, what: str) -> None:
+    """An error naming each column of ``values`` with NaN or ±inf, and in how many rows.
+
+    The rows with missing values in the data are gone by now: what is left was
+    made by a transformation (``log(0)``, an overflow) or is ±inf in the data.
+    R stops here too (``NA/NaN/Inf in 'x'``) rather than drop the rows.
+    """
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return
+    n = values.shape[0]
+    detail = "; ".join(f"{name!r} in {int(k)} of {n} rows" for name, k in zip(names, bad.sum(axis=0)) if k)
+    raise ValueError(f"NaN or ±inf in the {what}: {detail} (R: NA/NaN/Inf in 'x'). Missing values in "
+                     "the data are dropped, values that are infinite or that a transformation makes "
+                     "NaN or infinite are not: remove those rows or change the transformation")
 
 
 def _r_name(name: str) -> str:
@@ -226,35 +349,63 @@ def _check_response(data: pd.DataFrame, parsed: ParsedFormula) -> None:
 
 
 def _response(lhs: pd.DataFrame, parsed: ParsedFormula) -> np.ndarray:
-    """y from the left-hand side of the fixed-part model matrix."""
+    """y from the left-hand side of the fixed-part model matrix; ±inf or NaN made by a transformation is an error."""
     name = parsed.response
     if lhs.shape[1] != 1:
         raise TypeError(f"response {name!r} must be a single numeric column")
-    return np.asarray(lhs, dtype=float).ravel()
+    y = np.asarray(lhs, dtype=float).ravel()
+    _check_finite(y[:, None], [name], "response")
+    return y
+
+
+def check_varying_response(frame: "ModelFrame") -> None:
+    """A constant response leaves nothing to estimate σ from: a clear error, not a failed factorisation."""
+    y = frame.y
+    if len(y) and np.all(y == y[0]):
+        raise ValueError(
+            f"response {frame.formula.response!r} is constant ({y[0]:g} in all {len(y)} rows): "
+            "a linear (mixed) model needs a varying response to estimate the residual variance "
+            "(lme4 stops with convergence warnings and σ ≈ 0)"
+        )
 
 
 # ----------------------------------------------------------- random effects
 
 
-def _level_labels(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """Codes and sorted level labels of one grouping column (R's ``factor()``)."""
+def _level_values(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Codes and sorted levels of one grouping column, typed as in the data (R's ``factor()``).
+
+    A column that mixes numbers and strings is taken as labels (its values as text), as R does.
+    """
     if isinstance(col.dtype, pd.CategoricalDtype):
         cat = col.cat.remove_unused_categories()
-        return cat.cat.codes.to_numpy(), pd.Index(cat.cat.categories.astype(str))
-    uniques = np.sort(col.unique())
+        return cat.cat.codes.to_numpy(), pd.Index(cat.cat.categories)
+    try:
+        uniques = np.sort(col.unique())
+    except TypeError:  # '<' not supported between int and str
+        col = col.map(str)
+        uniques = np.sort(col.unique())
     codes = np.searchsorted(uniques, col.to_numpy())
-    return codes, pd.Index([str(u) for u in uniques])
+    return codes, pd.Index(uniques)
 
 
 def grouping_codes(data: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, pd.Index]:
     """Level index and labels of the (interaction of) grouping columns."""
-    parts = [_level_labels(data[f]) for f in factors]
+    codes, labels, _, _ = _grouping(data, factors)
+    return codes, labels
+
+
+def _grouping(data: pd.DataFrame, factors: tuple[str, ...]):
+    """Codes, labels (text), each factor's typed levels and, for a:b, the observed combinations."""
+    parts = [_level_values(data[f]) for f in factors]
+    levels = tuple(lv for _, lv in parts)
     if len(parts) == 1:
-        return parts[0]
+        codes, lv = parts[0]
+        return codes, pd.Index([str(v) for v in lv]), levels, None
     codes = np.stack([c for c, _ in parts], axis=1)
     combos, inverse = np.unique(codes, axis=0, return_inverse=True)
-    labels = [":".join(parts[j][1][k] for j, k in enumerate(row)) for row in combos]
-    return inverse.ravel(), pd.Index(labels)
+    labels = [":".join(str(levels[j][k]) for j, k in enumerate(row)) for row in combos]
+    return inverse.ravel(), pd.Index(labels), levels, combos
 
 
 def _check_grouping(name: str, levels: pd.Index, n: int, q: int, term: RandomTerm,
@@ -294,21 +445,24 @@ def _random_term(term: RandomTerm, data: pd.DataFrame, residual: bool = True) ->
     if _intercept_only(term):
         columns, values, spec = ("(Intercept)",), np.ones((len(data), 1)), _intercept_spec()
     else:
-        mm = model_matrix(term.expr, data, na_action="raise", context=CONTEXT)
+        mm = model_matrix(term.expr, data, na_action="ignore", context=CONTEXT)
         if mm.shape[1] == 0:
             raise ValueError(f"random-effects term {term} has no columns")
         columns, values, spec = tuple(_r_name(c) for c in mm.columns), np.asarray(mm, float), mm.model_spec
-    codes, levels = grouping_codes(data, term.factors)
-    re = ReTerm(
+        _check_finite(values, columns, f"random-effects term {term}")
+    codes, levels, factor_levels, combos = _grouping(data, term.factors)
+    reterm = ReTerm(
         term=term,
         columns=columns,
         levels=levels,
         codes=codes.astype(np.intp),
         values=values,
         spec=spec,
+        factor_levels=factor_levels,
+        combos=combos,
     )
-    _check_grouping(term.name, levels, len(data), re.q, term, residual)
-    return re
+    _check_grouping(term.name, levels, len(data), reterm.q, term, residual)
+    return reterm
 
 
 def _sort_terms(terms: list[ReTerm]) -> tuple[ReTerm, ...]:
@@ -324,41 +478,74 @@ def _sort_terms(terms: list[ReTerm]) -> tuple[ReTerm, ...]:
 
 
 def model_frame(formula: str, data: pd.DataFrame, *, require_random: bool = True,
-                extra_columns: list[str] = (), residual: bool = True) -> ModelFrame:
+                extra_columns=(), residual: bool = True, na_action: str = "omit") -> ModelFrame:
     """Parse ``formula`` against ``data`` and build y, X and the random-effects terms.
 
-    ``extra_columns`` (weights, offsets) are kept in ``frame.data`` and count
-    for the removal of incomplete rows.  ``residual=False`` (GLMMs) allows as
-    many random effects as observations, as lme4's glmer does.
+    ``extra_columns`` (weights, offsets, the columns of an error structure) are
+    kept in ``frame.data`` and count for the removal of incomplete rows; a
+    mapping ``{column: where it was named}`` (``{"w": "weights="}``) makes a
+    missing column's KeyError say where.  ``residual=False`` (GLMMs) allows as
+    many random effects as observations, as lme4's glmer does.  ``na_action``
+    is R's: ``"omit"`` (fitted values and residuals on the rows used) or
+    ``"exclude"`` (padded with NaN to every row of ``data``).
     """
+    if na_action not in NA_ACTIONS:
+        raise ValueError(f"na_action must be 'omit' (R's na.omit) or 'exclude' (R's na.exclude), "
+                         f"not {na_action!r}")
     parsed = parse_formula(formula)
     if require_random and not parsed.random:
         raise ValueError(
             f"formula {formula!r} has no random-effects term such as (1 | group); "
             "for a model without random effects use lmelib.lm"
         )
-    needed = _required_columns(parsed) + list(extra_columns)
-    _check_columns(data, needed, formula)
-    needed = [c for c in needed if c in data.columns]
-    data, n_dropped, na_counts = _complete_rows(data, needed)
+    if isinstance(data, pd.DataFrame):
+        _check_functions(parsed, data, _required_columns(parsed))
+    check_columns(data, _required_columns(parsed), f"the formula {formula!r}")
+    extra = extra_columns if isinstance(extra_columns, dict) else dict.fromkeys(extra_columns, "the model")
+    for column, where in extra.items():
+        check_columns(data, [column], where)
+    needed = [c for c in _required_columns(parsed) + list(extra) if c in data.columns]
+    full_index = data.index
+    data, used, na_counts = _complete_rows(data, needed)
     if len(data) == 0:
         raise ValueError("no complete rows left after removing rows with missing values")
     _check_response(data, parsed)
-    mm = model_matrix(parsed.fixed_formula, data, na_action="raise", context=CONTEXT)
+    for column, where in extra.items():
+        if pd.api.types.is_numeric_dtype(data[column]):
+            _check_finite(data[column].to_numpy(float)[:, None], [column], f"column named in {where}")
+    mm = model_matrix(parsed.fixed_formula, data, na_action="ignore", context=CONTEXT)
     y = _response(mm.lhs, parsed)
+    offset = offset_values(parsed, data) if parsed.offsets else None
     names = [_r_name(c) for c in mm.rhs.columns]
-    X, keep, dropped = _drop_aliased(np.asarray(mm.rhs, dtype=float), names)
+    X = np.asarray(mm.rhs, dtype=float)
+    _check_finite(X, names, "fixed-effects model matrix")
+    X, keep, dropped = _drop_aliased(X, names)
     terms = _sort_terms([_random_term(t, data, residual) for t in parsed.random])
     return ModelFrame(
         formula=parsed,
         data=data,
-        y=y,
+        y=y if offset is None else y - offset,
         X=X,
         x_names=tuple(names[i] for i in keep),
         x_keep=tuple(keep),
         x_spec=mm.rhs.model_spec,
         terms=terms,
         dropped_columns=tuple(dropped),
-        n_dropped_rows=n_dropped,
+        n_dropped_rows=int((~used).sum()),
         na_counts=na_counts,
+        full_index=full_index,
+        used=used,
+        na_action=na_action,
+        offset=offset,
     )
+
+
+def offset_values(parsed: ParsedFormula, data: pd.DataFrame) -> np.ndarray:
+    """The sum of the formula's ``offset(expr)`` terms on ``data``; NaN or ±inf is an error naming the term."""
+    total = np.zeros(len(data))
+    for expr in parsed.offsets:
+        value = np.asarray(model_matrix(f"0 + I({expr})", data, na_action="ignore", context=CONTEXT),
+                           dtype=float).ravel()
+        _check_finite(value[:, None], [f"offset({expr})"], "offset")
+        total = total + value
+    return total

@@ -10,6 +10,11 @@ lme4's rules (``findbars``, ``expandDoubleVerts``, ``expandSlash``):
 * ``(x || g)``  one term per column, uncorrelated: ``(1 | g) + (0 + x | g)``;
 * ``(1 | a/b)`` nested: ``(1 | a) + (1 | b:a)``;
 * ``(1 | a:b)`` one term whose levels are the observed combinations of a and b.
+
+R's arithmetic inside a function call is R's: ``I(x^2)`` and ``log(x^2)`` square
+x (Python's ``^`` is exclusive or), while ``(a + b)^2`` outside any call stays
+formula crossing.  ``offset(expr)`` terms are taken out of the fixed part and
+kept in ``ParsedFormula.offsets``.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ class ParsedFormula:
     response: str
     fixed: str
     random: tuple[RandomTerm, ...]
+    offsets: tuple[str, ...] = ()
 
     @property
     def fixed_formula(self) -> str:
@@ -90,19 +96,34 @@ def _bar_split(inner: str) -> tuple[str, str, bool] | None:
 _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$|^`[^`]+`$")
 
 
+def _split_names(text: str, sep: str) -> list[str]:
+    """Split at ``sep`` outside backticks: ``"`a/b`/c"`` -> ``["`a/b`", "c"]``."""
+    parts, start, quoted = [], 0, False
+    for i, ch in enumerate(text):
+        if ch == "`":
+            quoted = not quoted
+        elif ch == sep and not quoted:
+            parts.append(text[start:i])
+            start = i + 1
+    return parts + [text[start:]]
+
+
 def _grouping_factors(group: str, formula: str) -> list[tuple[str, ...]]:
-    """``"a/b/c"`` -> ``[("a",), ("a", "b"), ("a", "b", "c")]``; ``"a:b"`` -> ``[("a", "b")]``."""
-    nested = [part.strip() for part in group.split("/")]
+    """``"a/b/c"`` -> ``[("a",), ("a", "b"), ("a", "b", "c")]``; ``"a:b"`` -> ``[("a", "b")]``.
+
+    A backtick-quoted name (``(1 | `my group`)``) is the column of that name.
+    """
+    nested = [part.strip() for part in _split_names(group, "/")]
     out, prefix = [], ()
     for part in nested:
-        names = tuple(p.strip().strip("`") for p in part.split(":"))
+        names = tuple(p.strip() for p in _split_names(part, ":"))
         for name in names:
             if not name or not _NAME.match(name):
                 raise ValueError(
                     f"grouping factor {part!r} in {formula!r} must be a column name "
                     "or an interaction of column names such as 'a:b' or 'a/b'"
                 )
-        prefix = prefix + names
+        prefix = prefix + tuple(name.strip("`") for name in names)
         out.append(prefix)
     return out
 
@@ -128,27 +149,82 @@ def _lhs_columns(expr: str) -> list[str]:
     return (["1"] if intercept else []) + terms
 
 
+def r_arithmetic(text: str) -> str:
+    """R's power inside function calls: ``I(x^2)`` -> ``I(x**2)``.
+
+    A ``^`` is arithmetic when some parenthesis around it opens a function call
+    (a name before it); at the formula's own level, or inside bare grouping
+    parentheses such as ``(a + b)^2``, it is formula crossing and stays.
+    """
+    out, calls = [], []  # calls: for each open parenthesis, whether it opens a call
+    for i, ch in enumerate(text):
+        if ch == "(":
+            before = text[:i].rstrip()
+            calls.append(bool(before) and (before[-1].isalnum() or before[-1] in "._`"))
+        elif ch == ")" and calls:
+            calls.pop()
+        out.append("**" if ch == "^" and any(calls) else ch)
+    return "".join(out)
+
+
+def _offset_expr(op: str, piece: str, formula: str) -> str | None:
+    """The expression inside an ``offset(...)`` term, or None for any other term."""
+    if not (piece.startswith("offset(") and piece.endswith(")")):
+        return None
+    if op == "-":
+        raise ValueError(f"cannot subtract {piece} in {formula!r}; write + offset(-(...)) instead")
+    return piece[len("offset("):-1].strip()
+
+
+_DOTTED_CALL = re.compile(r"(?<![\w.`])([A-Za-z][\w]*\.[\w.]+)\s*\(")
+
+
+def _check_fixed_part(fixed: str, formula: str) -> None:
+    """R constructs that formulaic would misread or fail on with a message about Python."""
+    if any(piece == "." for _, piece in _split_top_level(fixed, "+-")):
+        raise ValueError(f"R's '.' (every other column) in {formula!r} is not supported: "
+                         "name the columns")
+    if "%in%" in fixed:
+        raise ValueError(f"%in% in {formula!r} is not supported (formulaic reads it differently from R): "
+                         "write a:b for R's a %in% b")
+    dotted = [m.group(1) for m in _DOTTED_CALL.finditer(fixed) if not m.group(1).startswith("np.")]
+    if dotted:
+        raise ValueError(f"function {dotted[0]!r} in {formula!r} is not available "
+                         "(R's dotted function names are not Python names): transform the column "
+                         "in the data frame first")
+
+
 def parse_formula(formula: str) -> ParsedFormula:
-    """Split an lme4 formula into response, fixed part and random-effects terms."""
+    """Split an lme4 formula into response, fixed part, offsets and random-effects terms."""
     if not isinstance(formula, str) or formula.count("~") != 1:
         raise ValueError(f"a formula needs exactly one '~' between response and terms, got {formula!r}")
-    response, rhs = (s.strip() for s in formula.split("~"))
+    response, rhs = (s.strip() for s in r_arithmetic(formula).split("~"))
     if not response:
         raise ValueError(f"formula {formula!r} has no response left of '~'")
-    fixed, random = [], []
+    fixed, random, offsets = [], [], []
     for op, piece in _split_top_level(rhs, "+-"):
         bar = _bar_split(piece[1:-1]) if piece.startswith("(") and piece.endswith(")") else None
         if bar is None:
-            if piece:
+            offset = _offset_expr(op, piece, formula)
+            if offset is not None:
+                offsets.append(offset)
+            elif piece:
                 fixed.append(f"{op} {piece}")
             continue
         if op == "-":
             raise ValueError(f"cannot subtract the random-effects term {piece} in {formula!r}")
         expr, group, correlated = bar
-        exprs = [expr or "1"] if correlated else _lhs_columns(expr)
+        if not expr:
+            raise ValueError(f"random-effects term {piece} in {formula!r} has nothing left of '|' "
+                             "(R: syntax error); write (1 | g) for a random intercept")
+        if not group:
+            raise ValueError(f"random-effects term {piece} in {formula!r} has no grouping factor "
+                             "right of '|'")
+        exprs = [expr] if correlated else _lhs_columns(expr)
         for factors in _grouping_factors(group, formula):
             if "/" in group:  # lme4 names a nested factor innermost first: "state:region"
                 factors = tuple(reversed(factors))
             random.extend(RandomTerm(e, factors, ":".join(factors)) for e in exprs)
     fixed_rhs = " ".join(fixed).lstrip("+ ").strip() or "1"
-    return ParsedFormula(formula, response, fixed_rhs, tuple(random))
+    _check_fixed_part(fixed_rhs, formula)
+    return ParsedFormula(formula, response, fixed_rhs, tuple(random), tuple(offsets))

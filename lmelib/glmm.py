@@ -229,14 +229,16 @@ def _agq_correction(pirls: PIRLS, theta, mode: Mode, nagq: int) -> float:
 
 
 def glmer(formula: str, data: pd.DataFrame, family: str = "binomial", link: str | None = None,
-          weights=None, offset=None, nagq: int = 1) -> "GeneralizedLinearMixedModel":
+          weights=None, offset=None, nagq: int = 1, na_action: str = "omit") -> "GeneralizedLinearMixedModel":
     """Fit a GLMM by the Laplace approximation (``nagq=1``) or adaptive quadrature.
 
     ``family`` "binomial" (links logit, probit, cloglog) or "poisson" (log).  A
     binomial response is 0/1, boolean, a two-level category (the first level is
     failure, as R), a proportion with ``weights`` = number of trials, or
     ``cbind(successes, failures)`` as in lme4.  ``weights`` and ``offset`` are
-    column names or arrays.
+    column names or arrays.  ``fitted()`` and ``residuals()`` are indexed by the
+    data's rows used, or with ``na_action="exclude"`` padded with NaN to every
+    row (R's na.exclude).
     """
     from .lmm import is_dask_frame
 
@@ -250,13 +252,10 @@ def glmer(formula: str, data: pd.DataFrame, family: str = "binomial", link: str 
     fam = make_family(family, link)
     formula_in, in_formula_offsets = _offset_terms(formula)
     formula_in, cb = _cbind(formula_in)
+    _check_named_columns(data, formula, cb, weights, offset)
     data = data.copy()
     if in_formula_offsets:
-        from formulaic import model_matrix
-        from .design import CONTEXT
-
-        total = sum(np.asarray(model_matrix(f"0 + I({e})", data, context=CONTEXT, na_action="ignore"), float).ravel()
-                    for e in in_formula_offsets)
+        total = _formula_offset(formula, data, check=True)
         offset = total if offset is None else total + (data[offset] if isinstance(offset, str) else np.asarray(offset, float))
     if cb is not None:
         succ, fail = (data.eval(s) for s in cb)
@@ -270,8 +269,48 @@ def glmer(formula: str, data: pd.DataFrame, family: str = "binomial", link: str 
     response = formula_in.split("~", 1)[0].strip()
     if fam.name == "binomial" and response in data.columns:
         data[response] = _as_numeric_binary(data[response], response)
-    frame = model_frame(formula_in, data, extra_columns=extra, residual=False)
+    frame = model_frame(formula_in, data, extra_columns=extra, residual=False, na_action=na_action)
     return GeneralizedLinearMixedModel.fit(frame, fam, nagq, formula, response_column(frame))
+
+
+def _check_named_columns(data: pd.DataFrame, formula: str, cb, weights, offset) -> None:
+    """A missing column of cbind(), weights= or offset= gets the formula's KeyError wording;
+    ±inf in weights= or offset= is an error naming it."""
+    from formulaic import Formula
+    from .design import _check_finite, check_columns
+
+    if cb is not None:
+        needed = [v for side in cb for v in Formula(f"0 + I({side})").required_variables]
+        check_columns(data, sorted(set(needed)), f"the formula {formula!r}")
+    for arg, value in (("weights", weights), ("offset", offset)):
+        if isinstance(value, str):
+            check_columns(data, [value], f"{arg}=")
+        if value is not None:
+            values = np.asarray(data[value] if isinstance(value, str) else value, dtype=float).reshape(-1, 1)
+            _check_finite(np.where(np.isnan(values), 0.0, values), [value if isinstance(value, str) else arg],
+                          f"{arg}= (missing values are dropped, ±inf is not)")
+
+
+def _formula_offset(formula: str, data: pd.DataFrame, check: bool = False) -> np.ndarray | float:
+    """The sum of the formula's ``offset(expr)`` terms evaluated on ``data`` (0 without any).
+
+    ``check``: an offset that a transformation makes NaN or ±inf where the data
+    are complete (``log(0)``) is an error naming the term, as R's.
+    """
+    from formulaic import Formula, model_matrix
+    from .design import CONTEXT, _check_finite
+    from .formula import r_arithmetic
+
+    total = 0.0
+    for e in _offset_terms(formula)[1]:
+        expr = f"0 + I({r_arithmetic(e)})"
+        value = np.asarray(model_matrix(expr, data, context=CONTEXT, na_action="ignore"), float).ravel()
+        if check:  # rows with a missing value are dropped later, as everywhere
+            used = [c for c in Formula(expr).required_variables if c in data.columns]
+            complete = data[used].notna().all(axis=1).to_numpy()
+            _check_finite(value[complete, None], [f"offset({e})"], "offset")
+        total = total + value
+    return total
 
 
 def response_column(frame: ModelFrame) -> pd.Series:
@@ -338,11 +377,23 @@ class GeneralizedLinearMixedModel:
 
     @property
     def loglik(self) -> float:
+        """log L by the Laplace approximation or, for ``nagq > 1``, adaptive quadrature.
+
+        The full log-likelihood at every ``nagq``, so fits with different
+        ``nagq`` compare directly.  lme4 (1.1.31) reports for ``nAGQ > 1`` a
+        log-likelihood relative to the saturated model: its ``logLik`` is this
+        one minus the saturated model's log-likelihood, Σ log p(yᵢ | μᵢ = yᵢ)
+        (0 for 0/1 responses; lme4 issues #161, #567).
+        """
         return -0.5 * self.objective
 
     @property
     def deviance(self) -> float:
-        return self.objective
+        """lme4's ``deviance()`` of a GLMM: the sum of squared deviance residuals at the conditional modes.
+
+        Not −2 log L (that is ``-2 * loglik``, which ``summary()`` and ``anova`` show as "deviance").
+        """
+        return float(self.family.unit_deviance(self.y, self.mode.mu, self.prior_weights).sum())
 
     @property
     def npar(self) -> int:
@@ -441,11 +492,17 @@ class GeneralizedLinearMixedModel:
     # --------------------------------------------------------- fitted
 
     def fitted(self) -> pd.Series:
-        """Fitted means μ̂ on the response scale (probabilities or rates)."""
-        return pd.Series(self.mode.mu, name="fitted")
+        """Fitted means μ̂ on the response scale (probabilities or rates), indexed by the data's rows used.
+
+        With ``na_action="exclude"`` the Series has every row of the data, NaN where one was dropped.
+        """
+        return self.frame.by_row(self.mode.mu, "fitted")
 
     def residuals(self, type: str = "deviance") -> pd.Series:
-        """Deviance (default), Pearson or response residuals."""
+        """Deviance (default), Pearson or response residuals, indexed as :meth:`fitted`."""
+        return self.frame.by_row(self._residuals(type), "residuals")
+
+    def _residuals(self, type: str = "deviance") -> np.ndarray:
         y, mu, w = self.y, self.mode.mu, self.prior_weights
         if type == "response":
             r = y - mu
@@ -455,32 +512,47 @@ class GeneralizedLinearMixedModel:
             r = np.sign(y - mu) * np.sqrt(np.maximum(self.family.unit_deviance(y, mu, w), 0))
         else:
             raise ValueError(f"residual type {type!r}: use 'deviance', 'pearson' or 'response'")
-        return pd.Series(r, name="residuals")
+        return r
 
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "link", re: bool = True,
                 offset=None) -> pd.Series:
-        """Predictions on the link scale (``type="link"``) or as means (``"response"``)."""
+        """Predictions on the link scale (``type="link"``) or as means (``"response"``).
+
+        Without newdata, indexed as :meth:`fitted`; with newdata, by its index.
+        Categorical fixed effects are encoded with the fitted levels whatever
+        newdata's dtype (an unseen level is an error, as R's ``factor period has
+        new level 5``); grouping levels are matched by value as the fitted data
+        typed them.  A grouping level not seen in fitting, and a missing
+        grouping value (with a warning), get the population prediction for that
+        term (lme4's ``allow.new.levels = TRUE``).  The formula's ``offset()``
+        terms are evaluated on newdata; ``offset=`` adds to them.
+        """
         if type not in ("link", "response"):
             raise ValueError(f"type must be 'link' or 'response', not {type!r}")
         if newdata is None:
             eta = self.mode.eta if re else self.offset + self.frame.X @ self.mode.beta
-            index = None
         else:
-            eta = self.frame.new_X(newdata) @ self.mode.beta
-            if offset is not None:
-                eta = eta + (newdata[offset] if isinstance(offset, str) else np.asarray(offset, float))
-            if re:
-                eta = eta + zb(self._b, [new_codes_values(t, newdata) for t in self.frame.terms])
-            index = newdata.index
+            eta = self._new_eta(newdata, re, offset)
         out = self.family.link.linkinv(np.asarray(eta)) if type == "response" else np.asarray(eta)
-        return pd.Series(out, index=index, name="predicted")
+        if newdata is None:
+            return self.frame.by_row(out, "predicted")
+        return pd.Series(out, index=newdata.index, name="predicted")
+
+    def _new_eta(self, newdata: pd.DataFrame, re: bool, offset) -> np.ndarray:
+        """Xβ̂ (+ Zb̂) + offsets for new data."""
+        eta = self.frame.new_X(newdata) @ self.mode.beta + _formula_offset(self.formula, newdata)
+        if offset is not None:
+            eta = eta + np.asarray(newdata[offset] if isinstance(offset, str) else offset, dtype=float)
+        if re:
+            eta = eta + zb(self._b, [new_codes_values(t, newdata) for t in self.frame.terms])
+        return eta
 
     # ------------------------------------------------------ diagnostics
 
     @property
     def overdispersion(self) -> float:
         """Pearson χ² / residual degrees of freedom (about 1 without overdispersion)."""
-        return float((self.residuals("pearson") ** 2).sum() / self.df_resid)
+        return float((self._residuals("pearson") ** 2).sum() / self.df_resid)
 
     def _warn_if_degenerate(self) -> None:
         if not self.optsum.converged:

@@ -22,7 +22,7 @@ import scipy.linalg
 import scipy.stats
 
 from .formatting import fmt_lik
-from .design import ModelFrame, model_frame
+from .design import ModelFrame, check_varying_response, model_frame
 from .fitted import FittedModel
 from .deviance import objective
 from .optimize import OptSummary, minimize
@@ -32,14 +32,22 @@ from .threads import fit_threads
 __all__ = ["gls", "GLSModel"]
 
 
-def gls(formula: str, data: pd.DataFrame, correlation=None, weights=None, reml: bool = True) -> "GLSModel":
-    """Fit a linear model with correlated and/or heteroskedastic errors (nlme's ``gls``)."""
-    from .lmm import _structure_columns
+def gls(formula: str, data: pd.DataFrame, correlation=None, weights=None, reml: bool = True,
+        na_action: str = "omit") -> "GLSModel":
+    """Fit a linear model with correlated and/or heteroskedastic errors (nlme's ``gls``).
 
-    frame = model_frame(formula, data, require_random=False,
+    ``fitted()`` and ``residuals()`` are indexed by the data's rows used, or with
+    ``na_action="exclude"`` padded with NaN to every row (R's na.exclude).
+    """
+    from .lmm import _structure_columns, check_reml, check_structures
+
+    check_reml(reml)
+    check_structures(correlation, weights)
+    frame = model_frame(formula, data, require_random=False, na_action=na_action,
                         extra_columns=_structure_columns(correlation, weights))
     if frame.formula.random:
         raise ValueError("gls() has no random effects; use lmelib.lmer with correlation= / weights=")
+    check_varying_response(frame)
     errors = ErrorModel.of(frame.data, correlation, weights)
     if errors is None:
         raise ValueError("gls() needs a correlation structure or a variance function; "
@@ -87,6 +95,9 @@ class GLSModel(FittedModel):
         return cls(frame, errors, bool(reml), optsum, _WLS.at(frame, errors, optsum.final))
 
     def refit(self, reml: bool) -> "GLSModel":
+        from .lmm import check_reml
+
+        check_reml(reml)
         return self if reml == self.reml else GLSModel.fit(self.frame, self.errors, reml)
 
     @property
@@ -147,16 +158,28 @@ class GLSModel(FittedModel):
                              "Pr(>|t|)": 2 * scipy.stats.t.sf(np.abs(t), df)})
 
     def fitted(self) -> pd.Series:
-        return pd.Series(self.frame.X @ self.wls.beta, name="fitted")
+        """Xβ̂, indexed by the data's rows used (``na_action="exclude"``: every row, NaN where dropped)."""
+        return self.frame.by_row(self.frame.X @ self.wls.beta + self.frame.eta_offset, "fitted")
 
     def residuals(self, type: str = "response") -> pd.Series:
-        """Response residuals y − Xβ̂, or ``"normalized"``: T(y − Xβ̂)/σ̂ (nlme's)."""
-        r = self.frame.y - self.fitted().to_numpy()
+        """Response residuals y − Xβ̂, or ``"normalized"``: T(y − Xβ̂)/σ̂ (nlme's); indexed as fitted()."""
+        name = "normalized residuals" if type == "normalized" else "residuals"
+        return self.frame.by_row(self._residuals(type), name)
+
+    def _residuals(self, type: str = "response") -> np.ndarray:
+        r = self.frame.y - self.frame.X @ self.wls.beta
         if type == "normalized":
-            return pd.Series(self.errors.transform(self.psi)[0] @ r / self.sigma, name="normalized residuals")
+            return self.errors.transform(self.psi)[0] @ r / self.sigma
         if type != "response":
             raise ValueError(f"residual type {type!r}: use 'response' or 'normalized'")
-        return pd.Series(r, name="residuals")
+        return r
+
+    def predict(self, newdata: pd.DataFrame | None = None) -> pd.Series:
+        """Xβ̂ for new data, indexed by newdata's index (without newdata: :meth:`fitted`)."""
+        if newdata is None:
+            return self.fitted()
+        eta = self.frame.new_X(newdata) @ self.wls.beta + self.frame.new_offset(newdata)
+        return pd.Series(eta, index=newdata.index, name="predicted")
 
     def structure_intervals(self, level: float = 0.95) -> pd.DataFrame:
         """Wald intervals for the error structure's parameters (φ, ratios), natural scale."""
@@ -171,7 +194,7 @@ class GLSModel(FittedModel):
 
         if self.errors.groups() is None:
             raise ValueError("acf needs a correlation structure, whose groups and time order it uses")
-        return residual_acf(self.residuals("normalized").to_numpy(), self.errors.groups(), maxlag)
+        return residual_acf(self._residuals("normalized"), self.errors.groups(), maxlag)
 
     def summary(self):
         from . import summary as _summary

@@ -24,9 +24,13 @@ from .fitted import FittedModel
 __all__ = ["LinearModel", "lm"]
 
 
-def lm(formula: str, data: pd.DataFrame) -> "LinearModel":
-    """Fit a linear model by least squares; the formula has no random-effects terms."""
-    frame = model_frame(formula, data, require_random=False)
+def lm(formula: str, data: pd.DataFrame, na_action: str = "omit") -> "LinearModel":
+    """Fit a linear model by least squares; the formula has no random-effects terms.
+
+    ``fitted()`` and ``residuals()`` are indexed by the data's rows used, or with
+    ``na_action="exclude"`` padded with NaN to every row (R's na.exclude).
+    """
+    frame = model_frame(formula, data, require_random=False, na_action=na_action)
     if frame.formula.random:
         raise ValueError(f"lm() fits no random effects, but {formula!r} has "
                          f"{', '.join(map(str, frame.formula.random))}; use lmelib.lmer")
@@ -58,7 +62,8 @@ class LinearModel(FittedModel):
 
     @property
     def sigma(self) -> float:
-        return float(np.sqrt(self.rss / self.df_resid))
+        """√(RSS / (n − p)); NaN when no residual degrees of freedom are left, as R."""
+        return float(np.sqrt(self.rss / self.df_resid)) if self.df_resid > 0 else np.nan
 
     @property
     def loglik(self) -> float:
@@ -96,15 +101,20 @@ class LinearModel(FittedModel):
         return 1.0 - self.rss / float(((y - centre) ** 2).sum())
 
     def fitted(self) -> pd.Series:
-        return pd.Series(self.frame.X @ self.beta, name="fitted")
+        """Xβ̂, indexed by the data's rows used (``na_action="exclude"``: every row, NaN where dropped)."""
+        return self.frame.by_row(self.frame.X @ self.beta + self.frame.eta_offset, "fitted")
 
     def residuals(self) -> pd.Series:
-        return pd.Series(self.frame.y - self.frame.X @ self.beta, name="residuals")
+        """y − Xβ̂, indexed as :meth:`fitted`."""
+        return self.frame.by_row(self.frame.y - self.frame.X @ self.beta, "residuals")
 
     def predict(self, newdata: pd.DataFrame | None = None) -> pd.Series:
+        """Xβ̂ for new data, indexed by newdata's index; categorical columns encoded with the fitted
+        levels (an unseen level is an error, as R's ``factor x has new level``)."""
         if newdata is None:
             return self.fitted()
-        return pd.Series(self.frame.new_X(newdata) @ self.beta, index=newdata.index, name="predicted")
+        eta = self.frame.new_X(newdata) @ self.beta + self.frame.new_offset(newdata)
+        return pd.Series(eta, index=newdata.index, name="predicted")
 
     def summary(self) -> "_summary.Summary":
         return _summary.lm_summary(self)

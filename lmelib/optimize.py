@@ -295,15 +295,7 @@ def minimize(
 
 def hessian(f, x, rel=1e-4, floor=1e-2) -> np.ndarray:
     """Central finite-difference Hessian, steps ``rel`` × max(|x|, ``floor``)."""
-    k = len(x)
-    h = rel * np.maximum(np.abs(x), floor)
-    H = np.zeros((k, k))
-    f0 = f(x)
-    for i in range(k):
-        for j in range(i, k):
-            ei, ej = np.eye(k)[i] * h[i], np.eye(k)[j] * h[j]
-            if i == j:
-                H[i, i] = (f(x + ei) - 2 * f0 + f(x - ei)) / h[i] ** 2
-            else:
-                H[i, j] = H[j, i] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (4 * h[i] * h[j])
-    return H
+    x = np.asarray(x, dtype=float)
+    h, every = rel * np.maximum(np.abs(x), floor), np.arange(len(x))
+    _, d2 = _gradient(f, x, f(x), every, h)
+    return _hessian_offdiag(f, x, every, h, d2)

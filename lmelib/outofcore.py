@@ -320,6 +320,13 @@ class DaskModelFrame:
     def Z(self):
         raise _rows_error("Z")
 
+    @property
+    def response(self):
+        raise _rows_error("the response (e.g. simulate, bootstrap or a parametric-bootstrap anova)")
+
+    offset = None  # offset() terms raise out of core (see _check_formula)
+    eta_offset = 0.0
+
     def fixed_outside(self, other) -> list[str]:
         """X columns not among ``other``'s (by name: out of core X's column space is not at hand)."""
         return [c for c in self.x_names if c not in other.x_names]
@@ -332,6 +339,10 @@ class DaskModelFrame:
 def _check_formula(parsed: ParsedFormula, formula: str) -> None:
     if not parsed.random:
         raise ValueError(f"formula {formula!r} has no random-effects term such as (1 | group)")
+    if parsed.offsets:
+        raise NotImplementedError(
+            f"offset() terms in {formula!r} are not available out of core yet; subtract the offset "
+            "from the response first, e.g. ddf.assign(y_off=ddf.y - ddf.o), and fit y_off.")
     m = STATEFUL.search(formula)
     if m:
         raise NotImplementedError(
@@ -403,8 +414,13 @@ def _encoding(ddf, parsed: ParsedFormula, needed: list[str], lv: dict, categorie
     return Encoding(parsed, tuple(needed), categories, spec, _sort_terms(terms))
 
 
-def lmer_dask(formula: str, ddf, reml: bool = True, correlation=None, weights=None) -> "DaskLinearMixedModel":
+def lmer_dask(formula: str, ddf, reml: bool = True, correlation=None, weights=None,
+              na_action: str = "omit") -> "DaskLinearMixedModel":
     """``lmelib.lmer(formula, ddf)`` for a Dask DataFrame: three passes, then the usual fit."""
+    if na_action != "omit":
+        raise NotImplementedError(
+            f"na_action={na_action!r} is not available out of core: fitted() and residuals() are lazy "
+            "Dask Series over the complete rows (na_action='omit'); align them with the data by index.")
     if correlation is not None or weights is not None:
         raise NotImplementedError(
             "correlation= and weights= (residual error structures) cannot be fitted out of core: the "
@@ -420,12 +436,21 @@ def lmer_dask(formula: str, ddf, reml: bool = True, correlation=None, weights=No
     for t in enc.terms:
         _check_grouping(t.name, t.levels, lv["n"], t.q, t.term)
     XtX, Xty, sums = _map_reduce(ddf, _normal_equations, _sum, enc)
+    _check_varying(sums, lv["n"], parsed)
     names = [_r_name(c) for c in enc.spec.rhs.column_names]
     keep = _drop_aliased_gram(XtX, names)
     enc = Encoding(enc.formula, enc.needed, enc.categories, enc.spec, enc.terms, tuple(keep))
     beta0 = scipy.linalg.solve(XtX[np.ix_(keep, keep)], Xty[keep], assume_a="pos") if keep else None
     blocks = _map_reduce(ddf, _blocks, _sum, enc, beta0)
     return DaskLinearMixedModel.fit(_frame(ddf, enc, lv, names, sums, blocks, beta0), reml=reml)
+
+
+def _check_varying(sums, n: int, parsed: ParsedFormula) -> None:
+    """design.check_varying_response from Σy and Σy²: a constant response is a clear error."""
+    if n * sums[1] - sums[0] ** 2 <= 1e-14 * n * sums[1]:
+        raise ValueError(
+            f"response {parsed.response!r} is constant in all {n} rows: a linear mixed model needs a "
+            "varying response to estimate the residual variance")
 
 
 def _frame(ddf, enc: Encoding, lv: dict, names: list[str], sums, blocks, beta0) -> DaskModelFrame:

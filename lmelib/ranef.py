@@ -116,9 +116,16 @@ def zb(b, codes_values) -> np.ndarray:
 
 
 def new_codes_values(term, newdata: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """A term's level codes (−1 for levels not seen in fitting) and values for new data."""
-    from .design import CONTEXT
+    """A term's level codes (−1 for levels not seen in fitting) and values for new data.
 
-    values = np.asarray(term.spec.get_model_matrix(newdata, na_action="raise", context=CONTEXT), dtype=float)
-    labels = newdata[list(term.term.factors)].astype(str).agg(":".join, axis=1)
-    return term.levels.get_indexer(labels), values
+    Levels are matched by value as the fitted data typed them (308 finds 308.0);
+    a categorical column in the term's left-hand side is encoded with its fitted levels.
+    """
+    from .design import CONTEXT
+    from .newdata import encode_newdata
+
+    encoded = encode_newdata(term.spec, newdata)
+    values = np.asarray(term.spec.get_model_matrix(encoded, na_action="raise", context=CONTEXT), dtype=float)
+    if values.shape[0] != len(newdata):  # "1" needs no data: one row per row of newdata
+        values = np.ones((len(newdata), values.shape[1]))
+    return term.new_codes(newdata), values

@@ -99,9 +99,9 @@ def _simulator(m) -> Callable[[np.random.Generator], np.ndarray]:
     if isinstance(m, GeneralizedLinearMixedModel):
         return _glmm_simulator(m)
     if isinstance(m, LinearModel):
-        mu = frame.X @ m.beta
+        mu = frame.X @ m.beta + frame.eta_offset
         return lambda rng: mu + m.sigma * rng.standard_normal(frame.n)
-    mu, lambdas, unwhiten = frame.X @ m.solution.beta, m.lambdas, _unwhiten(m)
+    mu, lambdas, unwhiten = frame.X @ m.solution.beta + frame.eta_offset, m.lambdas, _unwhiten(m)
 
     def draw(rng: np.random.Generator) -> np.ndarray:
         y = mu.copy()
@@ -147,7 +147,7 @@ def refit(m, newresp) -> "LinearMixedModel | LinearModel":
         raise ValueError(f"the new response has {y.size} values, the model {m.nobs} observations")
     if not np.all(np.isfinite(y)):
         raise ValueError("the new response has missing or infinite values")
-    frame = dataclasses.replace(m.frame, y=y)
+    frame = dataclasses.replace(m.frame, y=y - m.frame.eta_offset)  # the fit explains y minus the offset
     if isinstance(m, GeneralizedLinearMixedModel):
         return GeneralizedLinearMixedModel.fit(frame, m.family, m.nagq, m.formula, pd.Series(y))
     if isinstance(m, LinearModel):

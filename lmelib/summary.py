@@ -120,7 +120,7 @@ def lmm_summary(m, ddf: str | None = None) -> Summary:
             [[f"{m.aic:.1f}", f"{m.bic:.1f}", f"{m.loglik:.1f}", f"{m.deviance:.1f}", str(m.df_resid)]],
             columns=["AIC", "BIC", "logLik", "deviance", "df.resid"], index=[""])))
     if getattr(m, "errors", None) is not None:  # each residual over its own standard deviation
-        sections.append(("Pearson residuals", _residual_quantiles(m.residuals(type="pearson").to_numpy())))
+        sections.append(("Pearson residuals", _residual_quantiles(m.residuals(type="pearson").dropna().to_numpy())))
     else:
         title, q = m.scaled_residual_quantiles()
         sections.append((title, pd.DataFrame([q], columns=["Min", "1Q", "Median", "3Q", "Max"], index=[""])))
@@ -159,9 +159,9 @@ def glmm_summary(m) -> Summary:
               f"Family: {m.family}", f"Formula: {m.formula}"]
     sections: list[tuple[str, object]] = [
         ("", pd.DataFrame(
-            [[f"{m.aic:.1f}", f"{m.bic:.1f}", f"{m.loglik:.1f}", f"{m.deviance:.1f}", str(m.df_resid)]],
+            [[f"{m.aic:.1f}", f"{m.bic:.1f}", f"{m.loglik:.1f}", f"{-2 * m.loglik:.1f}", str(m.df_resid)]],
             columns=["AIC", "BIC", "logLik", "-2 log L", "df.resid"], index=[""])),
-        ("Scaled residuals (Pearson)", _residual_quantiles(m.residuals("pearson").to_numpy())),
+        ("Scaled residuals (Pearson)", _residual_quantiles(m.residuals("pearson").dropna().to_numpy())),
     ]
     groups = ", ".join(f"{k}, {v}" for k, v in m.ngrps.items())
     sections.append(("Random effects", format_table(_varcorr_table(m)) + f"\nNumber of obs: {m.nobs}, groups:  {groups}"))
@@ -205,7 +205,7 @@ def lm_summary(m) -> Summary:
     tab = m.coef_table.copy()
     tab["Pr(>|t|)"] = tab["Pr(>|t|)"].map(_p_format)
     sections = [
-        ("Residuals", _residual_quantiles(m.residuals().to_numpy())),
+        ("Residuals", _residual_quantiles(m.residuals().dropna().to_numpy())),
         ("Coefficients", tab),
         ("", f"Residual standard error: {fmt(m.sigma)} on {m.df_resid} degrees of freedom\n"
              f"Multiple R-squared: {fmt(m.r_squared)}\n"

@@ -160,6 +160,9 @@ def test_fitted_residuals_predict_are_lazy(fits):
      "error structures"),
     (lambda d: lmelib.lmer("Reaction ~ center(Days) + (1 | Subject)", d), "stateful transform"),
     (lambda d: lmelib.lmer("Reaction ~ Days", d), "no random-effects term"),
+    (lambda d: lmelib.lmer("Reaction ~ Days + offset(Days) + (1 | Subject)", d), "offset"),
+    (lambda d: lmelib.lmer("Reaction ~ Days + (1 | Subject)", d, na_action="exclude"), "na_action"),
+    (lambda d: lmelib.lmer("c ~ Days + (1 | Subject)", d.assign(c=1.0)), "constant"),
     (lambda d: lmelib.lmer("Reaction ~ Dayz + (1 | Subject)", d), "not in the Dask DataFrame"),
 ])
 def test_what_raises(client, call, match):
