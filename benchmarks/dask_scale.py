@@ -83,7 +83,8 @@ def main() -> None:
         write_parquet(folder, args)
         print(f"wrote {args.rows:,} rows in {args.partitions} Parquet files: {time.perf_counter() - t:.1f} s")
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=args.worker_memory,
-                          dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+                          dashboard_address=None, silence_logs=logging.ERROR,
+                          scheduler_kwargs={"dashboard_address": ":0"}) as cluster, Client(cluster) as client:
             ddf = dd.read_parquet(str(folder))
             t = time.perf_counter()
             m = lmelib.lmer(FORMULAS[args.design], ddf, reml=False)

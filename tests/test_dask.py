@@ -37,7 +37,8 @@ def client():
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="1GiB",
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as c:
+                      dashboard_address=None, silence_logs=logging.ERROR,
+                      scheduler_kwargs={"dashboard_address": ":0"}) as cluster, Client(cluster) as c:
         yield c
 
 
