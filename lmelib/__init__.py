@@ -12,7 +12,8 @@ deviance as a pure function of θ), ``optimize`` (BOBYQA and its record),
 boundary-corrected p-values), ``simulate`` (simulation and the parametric
 bootstrap), ``profile`` and ``confint`` (likelihood profiles and confidence
 intervals), ``ddf`` (Satterthwaite and Kenward-Roger t tests), ``glmm`` and ``family`` (GLMMs), ``structures`` and ``gls``
-(residual error structures) and ``datasets`` (the course's data).
+(residual error structures), ``outofcore`` (``lmer`` on a Dask DataFrame, imported
+only when one is passed, so lmelib works without dask) and ``datasets`` (the course's data).
 """
 
 from . import datasets, formatting

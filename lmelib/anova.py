@@ -132,16 +132,8 @@ class _Block:
 def _blocks(m) -> list[_Block]:
     if isinstance(m, LinearModel):
         return []
-    return [_Block(_partition(t.codes), t.name, frozenset(t.columns), str(t.term))
+    return [_Block(t.grouping_key, t.name, frozenset(t.columns), str(t.term))
             for t in m.frame.terms]
-
-
-def _partition(codes: np.ndarray) -> bytes:
-    """Two grouping factors that split the rows into the same groups are the same factor
-    (``state`` and ``state:region`` when state names are unique; ``a:b`` and ``b:a``)."""
-    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
-    rank = np.argsort(np.argsort(first))  # relabel levels in order of first appearance
-    return rank[inverse.ravel()].astype(np.int64).tobytes()
 
 
 def _container(block: _Block, blocks: list[_Block]) -> _Block | None:
@@ -195,13 +187,7 @@ def _error_parts(m) -> set[str]:
 
 def _fixed_not_contained(small, large) -> list[str]:
     """Columns of the smaller X outside the column space of the larger X."""
-    X0, X1 = small.frame.X, large.frame.X
-    if X0.shape[1] == 0:
-        return []
-    coef, *_ = scipy.linalg.lstsq(X1, X0)
-    resid = np.linalg.norm(X0 - X1 @ coef, axis=0)
-    scale = np.maximum(np.linalg.norm(X0, axis=0), 1e-300)
-    return [n for n, bad in zip(small.frame.x_names, resid > 1e-8 * scale) if bad]
+    return small.frame.fixed_outside(large.frame)
 
 
 def _check_nested(small, large, names: tuple[str, str]) -> None:
@@ -229,9 +215,8 @@ def _check_same_data(models, names) -> None:
         sizes = ", ".join(f"{name!r}: {k}" for name, k in zip(names, n))
         raise ValueError(f"models were not all fitted to the same data: numbers of observations "
                          f"differ ({sizes}); were different rows dropped for missing values?")
-    y0 = models[0].frame.response
     for m, name in zip(models[1:], names[1:]):
-        if not np.allclose(m.frame.response, y0, rtol=1e-10, atol=0.0):
+        if not models[0].frame.same_response(m.frame):
             raise ValueError(
                 f"models were not all fitted to the same data: the response of {name!r} "
                 f"({m.frame.formula.response}) differs from that of {names[0]!r} "

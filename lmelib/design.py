@@ -16,6 +16,7 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 import pandas as pd
+import scipy.linalg
 import scipy.sparse as sp
 from formulaic import Formula, model_matrix
 from formulaic.transforms.contrasts import C
@@ -83,6 +84,15 @@ class ReTerm:
     @property
     def q(self) -> int:
         return self.n_levels * self.ell
+
+    @cached_property
+    def grouping_key(self) -> bytes:
+        """The partition of the rows the grouping factor makes (levels relabelled in order of
+        first appearance): ``state`` and ``state:region`` have the same key when state names
+        are unique, and so have ``a:b`` and ``b:a`` (anova's nesting check)."""
+        _, first, inverse = np.unique(self.codes, return_index=True, return_inverse=True)
+        rank = np.argsort(np.argsort(first))
+        return rank[inverse.ravel()].astype(np.int64).tobytes()
 
     def Z(self) -> sp.csc_array:
         """The n × q sparse block of Z, columns ordered level by level (lme4's order)."""
@@ -165,6 +175,28 @@ class ModelFrame:
         newdata = encode_newdata(self.x_spec, newdata)
         X = np.asarray(self.x_spec.get_model_matrix(newdata, na_action="raise", context=CONTEXT), dtype=float)
         return X[:, list(self.x_keep)]
+
+    @cached_property
+    def cross_products(self):
+        """The θ-independent cross-products of [Z X y] (deviance.CrossProducts, y centred on X),
+        formed once per frame and shared by every fit of it (REML and ML)."""
+        from .deviance import CrossProducts
+
+        return CrossProducts.of(self, center_y=True)
+
+    def fixed_outside(self, other) -> list[str]:
+        """Names of this frame's X columns outside the column space of ``other``'s X."""
+        X0, X1 = self.X, other.X
+        if X0.shape[1] == 0:
+            return []
+        coef, *_ = scipy.linalg.lstsq(X1, X0)
+        resid = np.linalg.norm(X0 - X1 @ coef, axis=0)
+        scale = np.maximum(np.linalg.norm(X0, axis=0), 1e-300)
+        return [n for n, bad in zip(self.x_names, resid > 1e-8 * scale) if bad]
+
+    def same_response(self, other) -> bool:
+        """Whether ``other`` was fitted to the same response values (anova's check)."""
+        return self.n == other.n and bool(np.allclose(other.response, self.response, rtol=1e-10, atol=0.0))
 
     @cached_property
     def Z(self) -> sp.csc_array:

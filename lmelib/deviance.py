@@ -328,7 +328,7 @@ class ProfiledDeviance:
     def __init__(self, frame: ModelFrame, reml: bool = True, cp: CrossProducts | None = None):
         self.frame = frame
         self.reml = bool(reml)
-        self.cp = CrossProducts.of(frame, center_y=True) if cp is None else cp
+        self.cp = frame.cross_products if cp is None else cp
         ells = [t.ell for t in frame.terms]
         self.theta_slices = tuple(theta_slices(ells))
         self.lower = np.concatenate([theta_lower(e) for e in ells])

@@ -118,6 +118,15 @@ def glmer(formula: str, data: pd.DataFrame, family: str = "binomial", link: str 
     data's rows used, or with ``na_action="exclude"`` padded with NaN to every
     row (R's na.exclude).
     """
+    from .lmm import is_dask_frame
+
+    if is_dask_frame(data):
+        raise NotImplementedError(
+            "glmer cannot fit a Dask DataFrame out of core: PIRLS re-weights every row at each "
+            "evaluation of the Laplace deviance, so each optimizer step would need a full pass over "
+            "the data (hundreds of passes), unlike a linear mixed model whose cross-products are "
+            "formed in one pass.  Fit a sample or an aggregate (e.g. binomial counts per group and "
+            "covariate pattern, with weights=) with glmer on a pandas DataFrame instead.")
     fam = make_family(family, link)
     formula_in, in_formula_offsets = _offset_terms(formula)
     formula_in, cb = _cbind(formula_in)

@@ -47,10 +47,20 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, correlation=None,
     """
     check_reml(reml)
     check_structures(correlation, weights)
+    if is_dask_frame(data):  # out of core: lmelib.outofcore imports dask only when it is used
+        from .outofcore import lmer_dask
+
+        return lmer_dask(formula, data, reml=reml, correlation=correlation, weights=weights,
+                         na_action=na_action)
     frame = model_frame(formula, data, extra_columns=_structure_columns(correlation, weights),
                         na_action=na_action)
     check_varying_response(frame)
     return LinearMixedModel.fit(frame, reml=reml, errors=ErrorModel.of(frame.data, correlation, weights))
+
+
+def is_dask_frame(data) -> bool:
+    """Whether ``data`` is a Dask DataFrame (checked without importing dask)."""
+    return type(data).__module__.split(".")[0] == "dask"
 
 
 def check_reml(reml) -> None:
@@ -108,7 +118,7 @@ class LinearMixedModel(FittedModel):
     def refit(self, reml: bool) -> "LinearMixedModel":
         """The same model fitted by REML (``reml=True``) or ML."""
         check_reml(reml)
-        return self if reml == self.reml else LinearMixedModel.fit(self.frame, reml, self.errors)
+        return self if reml == self.reml else type(self).fit(self.frame, reml, self.errors)
 
     @cached_property
     def devfun(self) -> ProfiledDeviance:
@@ -274,6 +284,11 @@ class LinearMixedModel(FittedModel):
         if type != "response":
             raise ValueError(f"residual type {type!r}: use 'response', 'pearson' or 'normalized'")
         return r / self.sigma if scaled else r
+
+    def scaled_residual_quantiles(self) -> tuple[str, np.ndarray]:
+        """The summary's title and Min, 1Q, Median, 3Q and Max of the scaled residuals."""
+        r = self.residuals(scaled=True).dropna().to_numpy()
+        return "Scaled residuals", np.quantile(r, [0, 0.25, 0.5, 0.75, 1])
 
     def structure_intervals(self, level: float = 0.95) -> pd.DataFrame:
         """Wald intervals for the error structure's parameters (φ, ratios), natural scale."""

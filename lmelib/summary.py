@@ -122,7 +122,8 @@ def lmm_summary(m, ddf: str | None = None) -> Summary:
     if getattr(m, "errors", None) is not None:  # each residual over its own standard deviation
         sections.append(("Pearson residuals", _residual_quantiles(m.residuals(type="pearson").dropna().to_numpy())))
     else:
-        sections.append(("Scaled residuals", _residual_quantiles(m.residuals(scaled=True).dropna().to_numpy())))
+        title, q = m.scaled_residual_quantiles()
+        sections.append((title, pd.DataFrame([q], columns=["Min", "1Q", "Median", "3Q", "Max"], index=[""])))
     groups = ", ".join(f"{k}, {v}" for k, v in m.ngrps.items())
     sections.append(("Random effects", format_table(_varcorr_table(m))
                      + f"\nNumber of obs: {m.nobs}, groups:  {groups}"))
