@@ -153,8 +153,11 @@ class Sandbox:
             args += ["--ro-bind", str(p), str(p)]
         args += ["--perms", "0755", "--dir", os.path.dirname(LIB), "--ro-bind", str(lib), LIB,
                  "--proc", "/proc", "--dev", "/dev",
-                 "--size", str(self.limits.scratch_mb * 1024 * 1024), "--perms", "1777", "--tmpfs", ROOT,
-                 "--symlink", f"{ROOT}/tmp", "/tmp"]  # the worker makes /sandbox/tmp
+                 "--size", str(self.limits.scratch_mb * 1024 * 1024), "--perms", "1777", "--tmpfs", ROOT]
+        if "/tmp" not in made:  # the worker makes /sandbox/tmp (TMPDIR points there in any case)
+            args += ["--symlink", f"{ROOT}/tmp", "/tmp"]
+        # else a Python installation lives under /tmp (e.g. a checkout cloned there): /tmp is then
+        # a read-only path to it, and temporary files go to $TMPDIR alone
         return args
 
     def _processes(self) -> int:
