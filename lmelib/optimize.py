@@ -293,9 +293,26 @@ def minimize(
     )
 
 
-def hessian(f, x, rel=1e-4, floor=1e-2) -> np.ndarray:
-    """Central finite-difference Hessian, steps ``rel`` × max(|x|, ``floor``)."""
+def hessian(f, x, rel=1e-4, floor=1e-2, rise=None) -> np.ndarray:
+    """Central finite-difference Hessian, steps ``rel`` × max(|x|, ``floor``).
+
+    With ``rise`` the steps are scaled to the curvature instead: a pilot pass with those steps
+    estimates the diagonal, then each step is set so that it raises f by about ``rise``
+    (h_i = √(2 rise / f_ii)).  Relative steps are far too short for a coefficient that is small
+    but well determined (a slope on a scale of hundreds): the second differences are then
+    dominated by f's rounding error, and differ from one BLAS kernel or row order to another.
+    """
     x = np.asarray(x, dtype=float)
     h, every = rel * np.maximum(np.abs(x), floor), np.arange(len(x))
-    _, d2 = _gradient(f, x, f(x), every, h)
+    fx = f(x)
+    _, d2 = _gradient(f, x, fx, every, h)
+    if rise is not None:
+        h = _curvature_steps(d2, h, rise)
+        _, d2 = _gradient(f, x, fx, every, h)
     return _hessian_offdiag(f, x, every, h, d2)
+
+
+def _curvature_steps(d2: np.ndarray, h: np.ndarray, rise: float) -> np.ndarray:
+    """Steps that raise a quadratic with diagonal d2 by ``rise``; the pilot steps where d2 ≤ 0."""
+    scaled = np.sqrt(2.0 * rise / np.where(d2 > 0, d2, 1.0))
+    return np.where(d2 > 0, scaled, h)

@@ -78,6 +78,8 @@ def test_glmer_rows(name):
                      link=r["link"], weights=r["weights"], nagq=r["nAGQ"])
     assert_same(estimates(base), estimates(m), what="rows permuted")
     assert m.objective <= base.objective + 1e-8 * abs(base.objective)
+    # the standard errors come from a finite-difference Hessian: the same to 1e-6 too
+    np.testing.assert_allclose(m.se.to_numpy(), base.se.to_numpy(), rtol=TOL, err_msg="se, rows permuted")
 
 
 @pytest.mark.parametrize("base,method", STRUCTURED, ids=[f"{b}_{m}" for b, m in STRUCTURED])
