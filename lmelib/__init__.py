@@ -10,7 +10,8 @@ deviance as a pure function of θ), ``optimize`` (BOBYQA and its record),
 ``lmm`` (``lmer`` and the fitted model), ``lm`` (least squares baselines),
 ``summary`` (printed output), ``anova`` (likelihood-ratio tests with
 boundary-corrected p-values), ``simulate`` (simulation and the parametric
-bootstrap), ``profile`` and ``confint`` (likelihood profiles and confidence
+bootstrap), ``r2`` (Nakagawa and Schielzeth's R²), ``prediction`` (confidence and
+prediction intervals), ``profile`` and ``confint`` (likelihood profiles and confidence
 intervals), ``ddf`` (Satterthwaite and Kenward-Roger t tests), ``glmm`` and ``family`` (GLMMs), ``structures`` and ``gls``
 (residual error structures), ``outofcore`` (``lmer`` on a Dask DataFrame, imported
 only when one is passed, so lmelib works without dask) and ``datasets`` (the course's data).
@@ -30,9 +31,11 @@ from .lm import LinearModel, lm
 from .structures import AR1, ARMA, CAR1, CompSymm, VarExp, VarIdent, VarPower, plot_acf
 from .glmm import GeneralizedLinearMixedModel, glmer
 from .lmm import LinearMixedModel, lmer
+from .r2 import r2
 
 __all__ = [
     "lmer",
+    "r2",
     "lm",
     "glmer",
     "gls",

@@ -307,7 +307,8 @@ class LinearMixedModel(FittedModel):
             raise ValueError("acf needs a correlation structure, whose groups and time order it uses")
         return residual_acf(self._residuals(type="normalized"), self.errors.groups(), maxlag)
 
-    def predict(self, newdata: pd.DataFrame | None = None, re: bool = True) -> pd.Series:
+    def predict(self, newdata: pd.DataFrame | None = None, re: bool = True,
+                interval: str | None = None, level: float = 0.95) -> pd.Series | pd.DataFrame:
         """Predictions for new data, indexed by newdata's index (without newdata: :meth:`fitted`).
 
         Categorical fixed effects are encoded with the fitted levels whatever
@@ -316,7 +317,25 @@ class LinearMixedModel(FittedModel):
         fitted data typed them (308 finds 308.0).  A grouping level not seen in
         fitting, and a missing grouping value (with a warning), get the
         population prediction for that term, as lme4's ``allow.new.levels = TRUE``.
+
+        ``interval="confidence"`` or ``"prediction"`` returns a DataFrame with
+        columns fit, lwr, upr at the given ``level`` (normal quantiles; without
+        newdata, for the fitted rows).  For a level seen in fitting (a new pupil
+        in a known school) the variance is Henderson's (1975) prediction error
+        variance of x β̂ + z b̂, σ² [x zΛ] C⁻¹ [x zΛ]ᵀ with C the coefficient
+        matrix of the mixed-model equations, read from the PLS factor L; for a
+        level not seen (a pupil in a new school) it is x Var(β̂) xᵀ + z G zᵀ.
+        ``"prediction"`` adds σ² for the new observation.  ``re=False`` treats
+        every level as new, except that its ``"confidence"`` interval is for
+        x β alone.  As the intervals of the GLMM FAQ (Bolker et al., "Predictions
+        and/or confidence (or prediction) intervals on predictions"), these treat
+        θ̂ and σ̂ as known: their uncertainty is ignored, as is usual.  Only for
+        fits with R = σ²I; see :mod:`lmelib.prediction`.
         """
+        if interval is not None:
+            from .prediction import predict_interval
+
+            return predict_interval(self, newdata, re, interval, level)
         if newdata is None:
             return self.fitted(conditional=re)
         needed = [c for c in _newdata_columns(self.frame, re) if c not in newdata.columns]
