@@ -14,7 +14,8 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["n_theta", "theta_slices", "theta_lower", "theta_start", "lambda_of", "covariance_of"]
+__all__ = ["n_theta", "theta_slices", "theta_lower", "theta_start", "lambda_of", "lambdas_of",
+           "covariance_of"]
 
 
 def n_theta(ell: int) -> int:
@@ -52,6 +53,11 @@ def lambda_of(theta: np.ndarray, ell: int) -> np.ndarray:
     lam = np.zeros((ell, ell))
     lam[_tril_indices(ell)] = theta
     return lam
+
+
+def lambdas_of(theta: np.ndarray, ells: list[int]) -> list[np.ndarray]:
+    """λ of each term from the concatenated θ (the blocks of Λθ, one per term)."""
+    return [lambda_of(theta[s], e) for s, e in zip(theta_slices(ells), ells)]
 
 
 def covariance_of(theta: np.ndarray, ell: int, sigma: float) -> np.ndarray:

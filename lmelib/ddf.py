@@ -37,6 +37,8 @@ import numpy as np
 import pandas as pd
 import scipy.linalg
 
+from .structures import require_iid_residuals
+
 __all__ = [
     "Satterthwaite",
     "KenwardRoger",
@@ -162,7 +164,7 @@ class Satterthwaite:
 
 def satterthwaite(m) -> Satterthwaite:
     """Satterthwaite's approximation for the fit ``m`` (Satterthwaite 1946; Kuznetsova et al. 2017)."""
-    _require_iid_residuals(m, "Satterthwaite's method")
+    require_iid_residuals(m, "Satterthwaite's method", "lmerTest")
     varpar = np.append(m.theta, m.sigma)
     H = hessian(varpar_deviance(m), varpar)
     values, vectors = np.linalg.eigh(H)
@@ -184,13 +186,6 @@ def _warn_eigenvalues(values: np.ndarray) -> None:
         warnings.warn(f"the Hessian of the objective has {len(zero)} eigenvalue(s) close to zero "
                       f"({', '.join(f'{v:.1e}' for v in zero)}): a variance parameter is not "
                       "identified; its direction is left out of the df", UserWarning, stacklevel=3)
-
-
-def _require_iid_residuals(m, what: str) -> None:
-    """lmerTest and pbkrtest assume R = σ²I; an nlme error structure adds parameters."""
-    if getattr(m, "errors", None) is not None:
-        raise NotImplementedError(f"{what} is implemented for residuals with covariance σ²I, as in "
-                                  "lmerTest; this model has an error structure (correlation= or weights=)")
 
 
 # ---------------------------------------------------------------- Kenward-Roger
@@ -304,7 +299,7 @@ def kenward_roger(m) -> KenwardRoger:
     inverse expected (REML) information of γ; the second derivatives R_ij of
     K&R's Λ vanish because Σ is linear in γ.
     """
-    _require_iid_residuals(m, "Kenward-Roger's method")
+    require_iid_residuals(m, "Kenward-Roger's method", "pbkrtest")
     if not m.reml:
         raise ValueError("Kenward-Roger's method needs a REML fit (as lmerTest and pbkrtest); "
                          "refit with reml=True")

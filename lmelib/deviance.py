@@ -36,10 +36,10 @@ import scipy.linalg
 import scipy.linalg.lapack
 import scipy.sparse as sp
 
-from .covariance import lambda_of, theta_lower, theta_slices, theta_start
+from .covariance import lambdas_of, theta_lower, theta_slices, theta_start
 from .design import ModelFrame
 
-__all__ = ["CrossProducts", "PLSSolution", "ProfiledDeviance", "objective"]
+__all__ = ["CrossProducts", "PLSSolution", "ProfiledDeviance", "objective", "deviance_at_sigma"]
 
 LOG_2PI = np.log(2 * np.pi)
 DENSE_WORK = 5e7  # r² q1: multiply-adds of a dense L21 L21ᵀ up to which A_R1 is stored dense
@@ -48,6 +48,11 @@ DENSE_WORK = 5e7  # r² q1: multiply-adds of a dense L21 L21ᵀ up to which A_R1
 def dense_rows(frame: ModelFrame) -> int:
     """Rows of L's dense block L22: the terms after the first, X and y."""
     return sum(t.q for t in frame.terms[1:]) + frame.p + 1
+
+
+def deviance_at_sigma(ldL2: float, pwrss: float, n: int, sigma: float) -> float:
+    """ML deviance at θ and a given σ, β profiled (eqn. 31 at β̂θ; eqn. 34 is its minimum over σ)."""
+    return ldL2 + pwrss / sigma**2 + n * (LOG_2PI + 2 * np.log(sigma))
 
 
 def objective(ldL2: float, ldRX2: float, pwrss: float, n: int, p: int, reml: bool) -> float:
@@ -336,7 +341,7 @@ class ProfiledDeviance:
 
     def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
         """The ℓ × ℓ factor λ of each term at θ."""
-        return [lambda_of(theta[s], t.ell) for s, t in zip(self.theta_slices, self.frame.terms)]
+        return lambdas_of(theta, [t.ell for t in self.frame.terms])
 
     @cached_property
     def _lamR(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:

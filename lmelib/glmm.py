@@ -26,14 +26,14 @@ import pandas as pd
 import scipy.linalg
 
 from .formatting import fmt_lik
-from .covariance import lambda_of, theta_lower, theta_slices, theta_start
-from .deviance import dense_rows
+from .covariance import theta_lower, theta_start
+from .deviance import PLSSolution, dense_rows
 from .pirls import PIRLS, Mode, agq_correction
 from .design import ModelFrame, model_frame
 from .family import Family, family as make_family
 from .optimize import OptSummary, hessian, minimize
-from .ranef import (conditional_variances, new_codes_values, ranef_frames, split_b,
-                    tidy_ranef, varcorr_table, zb)
+from .ranef import new_codes_values, zb
+from .fitted import MixedModel
 from . import summary as _summary
 from .threads import fit_threads
 
@@ -211,13 +211,13 @@ def _check_nagq(frame: ModelFrame, nagq: int) -> None:
 
 
 @dataclass(frozen=True, eq=False)
-class GeneralizedLinearMixedModel:
+class GeneralizedLinearMixedModel(MixedModel):
     """A fitted GLMM (lme4's ``glmerMod``)."""
 
     frame: ModelFrame
     family: Family
     nagq: int
-    formula: str
+    formula_text: str  # as the user wrote it (cbind(), offset()); frame.formula is what was fitted
     y: np.ndarray
     prior_weights: np.ndarray
     offset: np.ndarray
@@ -244,15 +244,29 @@ class GeneralizedLinearMixedModel:
     # ------------------------------------------------------------ basics
 
     @property
-    def nobs(self) -> int:
-        return self.frame.n
+    def formula(self) -> str:
+        return self.formula_text
+
+    @property
+    def _pls(self) -> PLSSolution:
+        return self.mode.solution
+
+    @property
+    def _u(self) -> np.ndarray:
+        return self.mode.u
+
+    @property
+    def _beta(self) -> np.ndarray:
+        return self.mode.beta
+
+    _residual_row = False  # no σ in a GLMM's varcorr
 
     @property
     def theta(self) -> np.ndarray:
-        return self.optsum.final[: len(self._lower)]
+        return self.optsum.final[: len(self._theta_lower)]
 
     @cached_property
-    def _lower(self) -> np.ndarray:
+    def _theta_lower(self) -> np.ndarray:
         return np.concatenate([theta_lower(t.ell) for t in self.frame.terms])
 
     @property
@@ -285,18 +299,6 @@ class GeneralizedLinearMixedModel:
         return self.frame.p + len(self.theta)
 
     @property
-    def aic(self) -> float:
-        return self.objective + 2.0 * self.npar
-
-    @property
-    def bic(self) -> float:
-        return self.objective + np.log(self.nobs) * self.npar
-
-    @property
-    def df_resid(self) -> int:
-        return self.nobs - self.npar
-
-    @property
     def sigma(self) -> float:
         return 1.0
 
@@ -304,24 +306,7 @@ class GeneralizedLinearMixedModel:
     def reml(self) -> bool:
         return False
 
-    @property
-    def singular(self) -> bool:
-        return bool(np.any(self.theta[self._lower == 0] < 1e-4))
-
-    @property
-    def ngrps(self) -> dict[str, int]:
-        return {t.name: t.n_levels for t in self.frame.terms}
-
-    @property
-    def lambdas(self) -> list[np.ndarray]:
-        ells = [t.ell for t in self.frame.terms]
-        return [lambda_of(self.theta[s], e) for s, e in zip(theta_slices(ells), ells)]
-
     # ----------------------------------------------------- fixed effects
-
-    @property
-    def fixef(self) -> pd.Series:
-        return pd.Series(self.mode.beta, index=list(self.frame.x_names), name="Estimate")
 
     @cached_property
     def vcov(self) -> pd.DataFrame:
@@ -349,10 +334,6 @@ class GeneralizedLinearMixedModel:
         return PIRLS(self.frame, self.family, self.y, self.prior_weights, self.offset)
 
     @property
-    def se(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self.vcov)), index=self.vcov.index, name="Std. Error")
-
-    @property
     def coef_table(self) -> pd.DataFrame:
         z = self.fixef / self.se
         import scipy.stats  # late: half of `import lmelib`'s time, needed by few functions
@@ -360,24 +341,6 @@ class GeneralizedLinearMixedModel:
                              "Pr(>|z|)": 2 * scipy.stats.norm.sf(np.abs(z))})
 
     # ---------------------------------------------------- random effects
-
-    @cached_property
-    def varcorr(self) -> pd.DataFrame:
-        """Variances and correlations of the random effects (no residual row), as R."""
-        return varcorr_table(self.frame.terms, self.lambdas, 1.0, residual=False)
-
-    @cached_property
-    def _b(self) -> list[np.ndarray]:
-        return split_b(self.frame.terms, self.lambdas, self.mode.u)
-
-    @cached_property
-    def ranef(self) -> dict[str, pd.DataFrame]:
-        return ranef_frames(self.frame.terms, self._b)
-
-    @cached_property
-    def ranef_frame(self) -> pd.DataFrame:
-        V = conditional_variances(self.mode.solution, self.frame.terms, self.lambdas, 1.0)
-        return tidy_ranef(self.frame.terms, self._b, V)
 
     # --------------------------------------------------------- fitted
 

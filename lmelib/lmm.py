@@ -16,20 +16,17 @@ import pandas as pd
 import scipy.linalg
 
 from .formatting import fmt_lik
-from .covariance import lambda_of, theta_slices
 from .design import ModelFrame, check_varying_response, model_frame
 from .deviance import CrossProducts, PLSSolution, ProfiledDeviance, dense_rows, objective, ols
 from .structures import ErrorModel
 from .optimize import OptSummary, minimize
-from .ranef import (conditional_variances, new_codes_values, ranef_frames, split_b,
-                    tidy_ranef, varcorr_table, zb)
+from .ranef import new_codes_values, zb
 from . import summary as _summary
-from .fitted import FittedModel
+from .fitted import MixedModel
 from .threads import fit_threads
 
 __all__ = ["LinearMixedModel", "lmer"]
 
-SINGULAR_TOL = 1e-4  # lme4's isSingular(tol = 1e-4)
 
 
 def lmer(formula: str, data: pd.DataFrame, reml: bool = True, correlation=None,
@@ -90,7 +87,7 @@ def _structure_columns(*structures) -> dict[str, str]:
 
 
 @dataclass(frozen=True, eq=False)
-class LinearMixedModel(FittedModel):
+class LinearMixedModel(MixedModel):
     """A fitted linear mixed model (lme4's ``merMod``)."""
 
     frame: ModelFrame
@@ -133,6 +130,24 @@ class LinearMixedModel(FittedModel):
     @property
     def theta(self) -> np.ndarray:
         return self.optsum.final[: len(self.optsum.final) - len(self.psi)]
+
+    @property
+    def _theta_lower(self) -> np.ndarray:
+        return self.optsum.lower[: len(self.theta)]
+
+    @property
+    def _pls(self) -> PLSSolution:
+        return self.solution
+
+    @property
+    def _u(self) -> np.ndarray:
+        return self.solution.u
+
+    @property
+    def _beta(self) -> np.ndarray:
+        return self.solution.beta
+
+    _residual_row = True  # varcorr lists σ
 
     @property
     def psi(self) -> np.ndarray:
@@ -181,25 +196,7 @@ class LinearMixedModel(FittedModel):
     def reml_criterion(self) -> float | None:
         return self.objective if self.reml else None
 
-    @property
-    def df_resid(self) -> int:
-        return self.nobs - self.npar
-
-    @property
-    def singular(self) -> bool:
-        """True when a variance is 0 or a correlation ±1: θ on its boundary (lme4's isSingular)."""
-        bounded = self.optsum.lower[: len(self.theta)] == 0
-        return bool(np.any(self.theta[bounded] < SINGULAR_TOL))
-
-    @property
-    def ngrps(self) -> dict[str, int]:
-        return {t.name: t.n_levels for t in self.frame.terms}
-
     # ------------------------------------------------------ fixed effects
-
-    @property
-    def fixef(self) -> pd.Series:
-        return pd.Series(self.solution.beta, index=list(self.frame.x_names), name="Estimate")
 
     @cached_property
     def vcov(self) -> pd.DataFrame:
@@ -213,38 +210,6 @@ class LinearMixedModel(FittedModel):
         """Estimate, standard error and t value of each fixed effect."""
         est, se = self.fixef, self.se
         return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": est / se})
-
-    # ----------------------------------------------------- random effects
-
-    @property
-    def lambdas(self) -> list[np.ndarray]:
-        """λ of each random-effects term at θ̂ (terms in fitting order)."""
-        ells = [t.ell for t in self.frame.terms]
-        return [lambda_of(self.theta[s], e) for s, e in zip(theta_slices(ells), ells)]
-
-    @cached_property
-    def varcorr(self) -> pd.DataFrame:
-        """Variances and correlations, as R's ``as.data.frame(VarCorr(m))``."""
-        return varcorr_table(self.frame.terms, self.lambdas, self.sigma)
-
-    @cached_property
-    def _b(self) -> list[np.ndarray]:
-        """Conditional modes b = Λ u of each term, as levels × ℓ arrays."""
-        return split_b(self.frame.terms, self.lambdas, self.solution.u)
-
-    @cached_property
-    def ranef(self) -> dict[str, pd.DataFrame]:
-        """Conditional modes of the random effects, one DataFrame per grouping factor."""
-        return ranef_frames(self.frame.terms, self._b)
-
-    @cached_property
-    def ranef_frame(self) -> pd.DataFrame:
-        """Tidy conditional modes with conditional standard deviations (R's ``as.data.frame(ranef(m))``).
-
-        The conditional covariance is σ² λ [(LLᵀ)⁻¹]_gg λᵀ for each level, given β̂ (as lme4).
-        """
-        V = conditional_variances(self.solution, self.frame.terms, self.lambdas, self.sigma)
-        return tidy_ranef(self.frame.terms, self._b, V)
 
     # -------------------------------------------------- fitted and predicted
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.special as sc
 
-from .covariance import lambda_of, theta_slices
+from .covariance import lambda_of, lambdas_of
 from .deviance import (DENSE_WORK, CrossProducts, PLSSolution, ProfiledDeviance, _chol_and_inverse,
                        _congruence)
 from .design import ModelFrame
@@ -281,7 +281,6 @@ class PIRLS:
     def __init__(self, frame: ModelFrame, fam: Family, y, prior_w, offset):
         self.frame, self.family = frame, fam
         self.y, self.prior_w, self.offset = y, prior_w, offset
-        self.slices = theta_slices([t.ell for t in frame.terms])
         self._kernel = _kernel(fam, y, prior_w)
         mu0 = np.full(frame.n, 0.5)
         self._const = float(np.sum(fam.loglik(y, mu0, prior_w) - self._kernel(mu0)))
@@ -305,7 +304,7 @@ class PIRLS:
         return self._products[with_beta], self._solvers[with_beta]
 
     def lambdas(self, theta) -> list[np.ndarray]:
-        return [lambda_of(theta[s], t.ell) for s, t in zip(self.slices, self.frame.terms)]
+        return lambdas_of(theta, [t.ell for t in self.frame.terms])
 
     def Zb(self, lams, u) -> np.ndarray:
         """Z Λθ u, term by term from the level codes (b = Λθ u per level)."""

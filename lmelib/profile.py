@@ -43,8 +43,9 @@ import pandas as pd
 import scipy.interpolate
 
 from .formatting import fmt_lik
-from .covariance import lambda_of
-from .deviance import ProfiledDeviance
+from .covariance import lambda_of, n_theta
+from .deviance import ProfiledDeviance, deviance_at_sigma, objective
+from .structures import require_iid_residuals
 
 __all__ = [
     "Profile",
@@ -57,7 +58,6 @@ __all__ = [
     "interval_labels",
 ]
 
-LOG_2PI = np.log(2 * np.pi)
 
 
 # ------------------------------------------------ the sd/correlation scale
@@ -88,7 +88,7 @@ def sdcor_from_theta(theta: np.ndarray, ells: list[int], sigma: float) -> np.nda
     """
     out, start = [], 0
     for ell in ells:
-        k = ell * (ell + 1) // 2
+        k = n_theta(ell)
         lam = lambda_of(theta[start : start + k], ell)
         cov = sigma**2 * lam @ lam.T
         sd = np.sqrt(np.diag(cov))
@@ -105,7 +105,7 @@ def theta_from_sdcor(sdcor: np.ndarray, ells: list[int], sigma: float) -> np.nda
     """θ from standard deviations and correlations (lme4's ``Sv_to_Cv``), σ given separately."""
     out, start = [], 0
     for ell in ells:
-        k = ell * (ell + 1) // 2
+        k = n_theta(ell)
         m = np.zeros((ell, ell))
         m[_tril(ell)] = sdcor[start : start + k]
         sd = np.diag(m).copy()
@@ -160,7 +160,7 @@ class SdcorDeviance:
         if not sigma > 0:
             return np.inf, np.full(self.devfun.cp.p, np.nan)
         sol = self.devfun.solve(theta_from_sdcor(par[:-1], self.ells, sigma))
-        dev = sol.ldL2 + sol.pwrss / sigma**2 + self.n * (LOG_2PI + 2 * np.log(sigma))
+        dev = deviance_at_sigma(sol.ldL2, sol.pwrss, self.n, sigma)
         return float(dev), sol.beta
 
     def __call__(self, par: np.ndarray) -> float:
@@ -479,7 +479,7 @@ def profile(
     bound; ``max_points`` caps the points per direction.  A REML fit is refitted
     by ML and the ML deviance profiled, as lme4 does.
     """
-    _require_iid_residuals(m, "profile")
+    require_iid_residuals(m, "profile")
     ml = m.refit(False) if m.reml else m
     k = len(m.theta) + 1 + m.frame.p
     import scipy.stats  # late: half of `import lmelib`'s time, needed by few functions
@@ -490,13 +490,6 @@ def profile(
         detail = "; ".join(f"{p.name}: {', '.join(sorted(set(p.notes)))}" for p in profiles if p.notes)
         warnings.warn(f"irregular profiles ({detail})", UserWarning, stacklevel=2)
     return Profile(ml, profiles, cutoff, profiler.base, profiler)
-
-
-def _require_iid_residuals(m, what: str) -> None:
-    """lme4's methods assume R = σ²I; a model with an nlme error structure has more parameters."""
-    if getattr(m, "errors", None) is not None:
-        raise NotImplementedError(f"{what} is implemented for residuals with covariance σ²I, as in lme4; "
-                                  "this model has an error structure (correlation= or weights=)")
 
 
 def _fixef_deviance(sol, j: int, x: float, n: int) -> tuple[float, float, np.ndarray]:
@@ -515,7 +508,7 @@ def _fixef_deviance(sol, j: int, x: float, n: int) -> tuple[float, float, np.nda
     V = Rinv @ Rinv.T
     shift = x - sol.beta[j]
     pwrss = sol.pwrss + shift**2 / V[j, j]
-    dev = sol.ldL2 + n * (1.0 + LOG_2PI + np.log(pwrss / n))
+    dev = objective(sol.ldL2, 0.0, pwrss, n, 0, reml=False)
     return float(dev), float(np.sqrt(pwrss / n)), sol.beta + shift * V[:, j] / V[j, j]
 
 

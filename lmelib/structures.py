@@ -29,7 +29,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 __all__ = ["VarIdent", "VarPower", "VarExp", "AR1", "CAR1", "CompSymm", "ARMA", "ErrorModel",
-           "structure_intervals", "plot_acf"]
+           "structure_intervals", "plot_acf", "require_iid_residuals"]
 
 
 # ------------------------------------------------------------- variance functions
@@ -407,6 +407,14 @@ def residual_acf(r: np.ndarray, groups: list[np.ndarray], maxlag: int | None = N
     acf = pd.Series(out, index=pd.RangeIndex(maxlag + 1, name="lag"), name="ACF")
     acf.attrs["n_used"] = np.array(used)  # pairs behind each lag (nlme's attr "n.used")
     return acf
+
+
+def require_iid_residuals(m, what: str, package: str = "lme4") -> None:
+    """A NotImplementedError for methods that assume R = σ²I (lme4's, lmerTest's, pbkrtest's):
+    an nlme error structure adds parameters they do not know."""
+    if getattr(m, "errors", None) is not None:
+        raise NotImplementedError(f"{what} is implemented for residuals with covariance σ²I, as in {package}; "
+                                  "this model has an error structure (correlation= or weights=)")
 
 
 def structure_intervals(f, x: np.ndarray, errors: ErrorModel, level: float = 0.95) -> pd.DataFrame:
