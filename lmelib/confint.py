@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .profile import interval_labels, profile, varpar, varpar_names
+from .simulate import bootstrap
 
 __all__ = ["confint", "wald_confint", "boot_confint", "percentile_interval"]
 
@@ -95,8 +96,6 @@ def _statistics(fit) -> pd.Series:
 def boot_confint(m, level: float = 0.95, nsim: int = 500, seed=None, boot_type: str = "perc",
                  progress: bool = True) -> pd.DataFrame:
     """Parametric-bootstrap intervals: refit to ``nsim`` responses simulated from ``m``."""
-    from .simulate import bootstrap  # simulate imports lmm; imported here, when needed
-
     result = bootstrap(m, nsim, seed=seed, func=_statistics, progress=progress)
     t0 = result.t0
     with warnings.catch_warnings(record=True) as caught:

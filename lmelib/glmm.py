@@ -29,7 +29,9 @@ from .formatting import fmt_lik
 from .covariance import theta_lower, theta_start
 from .deviance import PLSSolution, dense_rows
 from .pirls import PIRLS, Mode, agq_correction
-from .design import ModelFrame, model_frame
+from .design import CONTEXT, ModelFrame, _check_finite, check_columns, model_frame
+from .formula import _split_top_level, r_arithmetic
+from .lmm import is_dask_frame
 from .family import Family, family as make_family
 from .optimize import OptSummary, hessian, minimize
 from .ranef import new_codes_values, zb
@@ -87,8 +89,6 @@ def _poisson_response(y: pd.Series, name: str) -> np.ndarray:
 
 def _offset_terms(formula: str) -> tuple[str, list[str]]:
     """Take lme4's ``offset(expr)`` terms out of the formula: (formula without them, [expr, ...])."""
-    from .formula import _split_top_level
-
     lhs, rhs = formula.split("~", 1)
     kept, offsets = [], []
     for op, piece in _split_top_level(rhs, "+-"):
@@ -124,8 +124,6 @@ def glmer(formula: str, data: pd.DataFrame, family: str = "binomial", link: str 
     data's rows used, or with ``na_action="exclude"`` padded with NaN to every
     row (R's na.exclude).
     """
-    from .lmm import is_dask_frame
-
     if is_dask_frame(data):
         raise NotImplementedError(
             "glmer cannot fit a Dask DataFrame out of core: PIRLS re-weights every row at each "
@@ -161,8 +159,6 @@ def _check_named_columns(data: pd.DataFrame, formula: str, cb, weights, offset) 
     """A missing column of cbind(), weights= or offset= gets the formula's KeyError wording;
     ±inf in weights= or offset= is an error naming it."""
     from formulaic import Formula
-    from .design import _check_finite, check_columns
-
     if cb is not None:
         needed = [v for side in cb for v in Formula(f"0 + I({side})").required_variables]
         check_columns(data, sorted(set(needed)), f"the formula {formula!r}")
@@ -182,9 +178,6 @@ def _formula_offset(formula: str, data: pd.DataFrame, check: bool = False) -> np
     are complete (``log(0)``) is an error naming the term, as R's.
     """
     from formulaic import Formula, model_matrix
-    from .design import CONTEXT, _check_finite
-    from .formula import r_arithmetic
-
     total = 0.0
     for e in _offset_terms(formula)[1]:
         expr = f"0 + I({r_arithmetic(e)})"
@@ -246,6 +239,33 @@ class GeneralizedLinearMixedModel(MixedModel):
     @property
     def formula(self) -> str:
         return self.formula_text
+
+    def simulator(self):
+        """``draw(rng)`` for a GLMM: new b, η = offset + Xβ̂ + Zb, μ = g⁻¹(η), y from the family.
+
+        Binomial responses are drawn as counts of successes out of the prior
+        weights (trials) and returned as proportions, as the fit takes them.
+        """
+        frame, fam, w = self.frame, self.family, self.prior_weights
+        eta0, lambdas = self.offset + frame.X @ self.mode.beta, self.lambdas
+
+        def draw(rng: np.random.Generator) -> np.ndarray:
+            eta = eta0.copy()
+            for term, lam in zip(frame.terms, lambdas):
+                b = rng.standard_normal((term.n_levels, term.ell)) @ lam.T
+                eta += np.einsum("ij,ij->i", term.values, b[term.codes])
+            mu = fam.link.linkinv(eta)
+            if fam.name == "poisson":
+                return rng.poisson(mu * w) / w
+            trials = np.round(w).astype(int)
+            return rng.binomial(trials, mu) / np.maximum(trials, 1)
+
+        return draw
+
+    def refit_response(self, y: np.ndarray) -> "GeneralizedLinearMixedModel":
+        """The same model fitted to the response ``y`` (proportions for binomial counts)."""
+        frame = dataclasses.replace(self.frame, y=y - self.frame.eta_offset)
+        return type(self).fit(frame, self.family, self.nagq, self.formula, pd.Series(y))
 
     @property
     def _pls(self) -> PLSSolution:

@@ -25,7 +25,9 @@ from .design import ModelFrame, check_varying_response, model_frame
 from .fitted import FittedModel
 from .deviance import objective
 from .optimize import OptSummary, minimize
-from .structures import ErrorModel
+from .structures import ErrorModel, residual_acf, structure_intervals
+from .lmm import _structure_columns, check_reml, check_structures
+from . import summary as _summary
 from .threads import fit_threads
 
 __all__ = ["gls", "GLSModel"]
@@ -38,8 +40,6 @@ def gls(formula: str, data: pd.DataFrame, correlation=None, weights=None, reml: 
     ``fitted()`` and ``residuals()`` are indexed by the data's rows used, or with
     ``na_action="exclude"`` padded with NaN to every row (R's na.exclude).
     """
-    from .lmm import _structure_columns, check_reml, check_structures
-
     check_reml(reml)
     check_structures(correlation, weights)
     frame = model_frame(formula, data, require_random=False, na_action=na_action,
@@ -94,8 +94,6 @@ class GLSModel(FittedModel):
         return cls(frame, errors, bool(reml), optsum, _WLS.at(frame, errors, optsum.final))
 
     def refit(self, reml: bool) -> "GLSModel":
-        from .lmm import check_reml
-
         check_reml(reml)
         return self if reml == self.reml else GLSModel.fit(self.frame, self.errors, reml)
 
@@ -183,22 +181,16 @@ class GLSModel(FittedModel):
 
     def structure_intervals(self, level: float = 0.95) -> pd.DataFrame:
         """Wald intervals for the error structure's parameters (φ, ratios), natural scale."""
-        from .structures import structure_intervals
-
         n, p = self.nobs, self.frame.p
         f = lambda psi: _WLS.at(self.frame, self.errors, psi).criterion(n, p, self.reml)
         return structure_intervals(f, self.optsum.final, self.errors, level)
 
     def acf(self, maxlag: int | None = None) -> pd.Series:
-        from .structures import residual_acf
-
         if self.errors.groups() is None:
             raise ValueError("acf needs a correlation structure, whose groups and time order it uses")
         return residual_acf(self._residuals("normalized"), self.errors.groups(), maxlag)
 
     def summary(self):
-        from . import summary as _summary
-
         return _summary.gls_summary(self)
 
     def __repr__(self) -> str:

@@ -8,6 +8,7 @@ mixed models directly (log-likelihood, AIC, BIC as R's ``logLik.lm``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -43,6 +44,15 @@ class LinearModel(FittedModel):
     frame: ModelFrame
     beta: np.ndarray
     rss: float
+
+    def simulator(self):
+        """``draw(rng)``: a new response Xβ̂ + ε, ε ~ N(0, σ̂² I) (R's ``simulate.lm``)."""
+        mu = self.frame.X @ self.beta + self.frame.eta_offset
+        return lambda rng: mu + self.sigma * rng.standard_normal(self.frame.n)
+
+    def refit_response(self, y: np.ndarray) -> "LinearModel":
+        """The same model fitted to the response ``y`` (offset included)."""
+        return type(self).fit(dataclasses.replace(self.frame, y=y - self.frame.eta_offset))
 
     @classmethod
     def fit(cls, frame: ModelFrame) -> "LinearModel":

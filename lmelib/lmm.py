@@ -8,21 +8,28 @@ built once and never changes; derived values are computed on first use.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 import scipy.linalg
+import scipy.sparse
+import scipy.sparse.linalg
 
 from .formatting import fmt_lik
 from .design import ModelFrame, check_varying_response, model_frame
 from .deviance import CrossProducts, PLSSolution, ProfiledDeviance, dense_rows, objective, ols
-from .structures import ErrorModel
+from .structures import ErrorModel, residual_acf, structure_intervals
 from .optimize import OptSummary, minimize
 from .ranef import new_codes_values, zb
 from . import summary as _summary
 from .fitted import MixedModel
+from .confint import confint
+from .newdata import newdata_columns
+from .prediction import predict_interval
+from .profile import profile
 from .threads import fit_threads
 
 __all__ = ["LinearMixedModel", "lmer"]
@@ -111,6 +118,38 @@ class LinearMixedModel(MixedModel):
         optsum = minimize(f, np.concatenate([devfun.start, errors.start]),
                           np.concatenate([devfun.lower, np.full(len(errors.start), -np.inf)]))
         return cls(frame, bool(reml), optsum, f.solve(optsum.final), errors)
+
+    # ---------------------------------------------------- simulation (simulate.py)
+
+    def simulator(self):
+        """``draw(rng)``: one response y = Xβ̂ + Zb + ε with new b and ε (unconditional).
+
+        b = σ Λθ u with spherical u ~ N(0, I) (eqn. 4); with an error structure
+        ε = T⁻¹ e, e ~ N(0, σ² I), so that Var(ε) = R (see simulate.py).
+        """
+        frame, lambdas, sigma = self.frame, self.lambdas, self.sigma
+        mu, unwhiten = frame.X @ self.solution.beta + frame.eta_offset, self._unwhiten()
+
+        def draw(rng: np.random.Generator) -> np.ndarray:
+            y = mu.copy()
+            for term, lam in zip(frame.terms, lambdas):
+                u = rng.standard_normal((term.n_levels, term.ell))
+                y += np.einsum("ij,ij->i", term.values, (sigma * u @ lam.T)[term.codes])  # Z b
+            return y + unwhiten(sigma * rng.standard_normal(frame.n))
+
+        return draw
+
+    def _unwhiten(self):
+        """e ↦ T⁻¹ e: independent errors to errors with the model's structure (identity if none)."""
+        if self.errors is None:
+            return lambda e: e
+        T, _ = self.errors.transform(self.psi)
+        return scipy.sparse.linalg.splu(scipy.sparse.csc_matrix(T)).solve
+
+    def refit_response(self, y: np.ndarray) -> "LinearMixedModel":
+        """The same model (X, Z, error structure, REML or ML) fitted to the response ``y``."""
+        frame = dataclasses.replace(self.frame, y=y - self.frame.eta_offset)  # the fit explains y − offset
+        return type(self).fit(frame, self.reml, self.errors)
 
     def refit(self, reml: bool) -> "LinearMixedModel":
         """The same model fitted by REML (``reml=True``) or ML."""
@@ -257,8 +296,6 @@ class LinearMixedModel(MixedModel):
 
     def structure_intervals(self, level: float = 0.95) -> pd.DataFrame:
         """Wald intervals for the error structure's parameters (φ, ratios), natural scale."""
-        from .structures import structure_intervals
-
         if self.errors is None:
             raise ValueError("this model has no error structure (fit it with correlation= or weights=)")
         return structure_intervals(StructuredDeviance(self.frame, self.reml, self.errors),
@@ -266,8 +303,6 @@ class LinearMixedModel(MixedModel):
 
     def acf(self, maxlag: int | None = None) -> pd.Series:
         """Autocorrelation of the normalized residuals within groups, by lag (nlme's ACF)."""
-        from .structures import residual_acf
-
         if self.errors is None or self.errors.groups() is None:
             raise ValueError("acf needs a correlation structure, whose groups and time order it uses")
         return residual_acf(self._residuals(type="normalized"), self.errors.groups(), maxlag)
@@ -298,12 +333,10 @@ class LinearMixedModel(MixedModel):
         fits with R = σ²I; see :mod:`lmelib.prediction`.
         """
         if interval is not None:
-            from .prediction import predict_interval
-
             return predict_interval(self, newdata, re, interval, level)
         if newdata is None:
             return self.fitted(conditional=re)
-        needed = [c for c in _newdata_columns(self.frame, re) if c not in newdata.columns]
+        needed = [c for c in newdata_columns(self.frame, re) if c not in newdata.columns]
         if needed:
             raise KeyError(f"newdata lacks column(s) {', '.join(map(repr, needed))} that the model uses")
         eta = self.frame.new_X(newdata) @ self.solution.beta + self.frame.new_offset(newdata)
@@ -317,14 +350,10 @@ class LinearMixedModel(MixedModel):
 
     def profile(self, which=None, **kwargs):
         """Likelihood profiles of the parameters (lme4's ``profile``); see :mod:`lmelib.profile`."""
-        from .profile import profile
-
         return profile(self, which, **kwargs)
 
     def confint(self, parm=None, level: float = 0.95, method: str = "profile", **kwargs) -> pd.DataFrame:
         """Confidence intervals as lme4's ``confint``: "profile" (default), "Wald" or "boot"."""
-        from .confint import confint
-
         return confint(self, parm, level, method, **kwargs)
 
     def summary(self, ddf: str | None = None) -> "_summary.Summary":
@@ -338,16 +367,6 @@ class LinearMixedModel(MixedModel):
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
-
-
-def _newdata_columns(frame: ModelFrame, re: bool) -> list[str]:
-    from formulaic import Formula
-
-    cols = set(Formula(frame.formula.fixed).required_variables)
-    if re:
-        for t in frame.terms:
-            cols |= set(Formula(t.term.expr).required_variables) | set(t.term.factors)
-    return sorted(cols)
 
 
 class StructuredDeviance:

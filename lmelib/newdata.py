@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from formulaic import Formula
 
-__all__ = ["match_levels", "encode_newdata"]
+__all__ = ["match_levels", "encode_newdata", "newdata_columns"]
 
 
 def match_levels(values: pd.Series, levels: pd.Index) -> np.ndarray:
@@ -87,3 +88,12 @@ def _typed_as_fitted(codes: np.ndarray, levels, plain: bool, index: pd.Index):
     values = np.asarray(levels, dtype=object)[codes]
     values[codes < 0] = np.nan
     return pd.Series(values, index=index)
+
+
+def newdata_columns(frame, re: bool) -> list[str]:
+    """The data columns a prediction needs: the fixed part's and, with ``re``, the random terms'."""
+    cols = set(Formula(frame.formula.fixed).required_variables)
+    if re:
+        for t in frame.terms:
+            cols |= set(Formula(t.term.expr).required_variables) | set(t.term.factors)
+    return sorted(cols)

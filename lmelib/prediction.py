@@ -35,7 +35,7 @@ from scipy.special import ndtri  # the normal quantile (scipy.stats is slow to i
 
 from .deviance import dense
 from .design import CONTEXT
-from .newdata import encode_newdata
+from .newdata import encode_newdata, newdata_columns
 from .ranef import new_codes_values, zb
 
 __all__ = ["predict_interval", "prediction_variance", "interval_frame"]
@@ -72,10 +72,8 @@ def predict_interval(m, newdata: pd.DataFrame | None, re: bool, interval: str, l
 
 def _check_columns(m, newdata: pd.DataFrame, re: bool, interval: str) -> None:
     """The columns predict needs; with re=False no grouping column, but "prediction" needs each z."""
-    from .lmm import _newdata_columns
-
     grouping = {f for t in m.frame.terms for f in t.term.factors}
-    needed = [c for c in _newdata_columns(m.frame, re or interval == "prediction")
+    needed = [c for c in newdata_columns(m.frame, re or interval == "prediction")
               if c not in newdata.columns and (re or c not in grouping)]
     if needed:
         raise KeyError(f"newdata lacks column(s) {', '.join(map(repr, needed))} that the model uses")

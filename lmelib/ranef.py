@@ -13,6 +13,8 @@ import pandas as pd
 import scipy.linalg
 
 from .deviance import PLSSolution, dense
+from .design import CONTEXT
+from .newdata import encode_newdata
 
 __all__ = ["varcorr_table", "split_b", "ranef_frames", "conditional_variances", "tidy_ranef",
            "zb", "new_codes_values", "unique_names"]
@@ -121,9 +123,6 @@ def new_codes_values(term, newdata: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
     Levels are matched by value as the fitted data typed them (308 finds 308.0);
     a categorical column in the term's left-hand side is encoded with its fitted levels.
     """
-    from .design import CONTEXT
-    from .newdata import encode_newdata
-
     encoded = encode_newdata(term.spec, newdata)
     values = np.asarray(term.spec.get_model_matrix(encoded, na_action="raise", context=CONTEXT), dtype=float)
     if values.shape[0] != len(newdata):  # "1" needs no data: one row per row of newdata

@@ -31,7 +31,6 @@ Davison & Hinkley (1997), Bootstrap Methods and their Application.
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from dataclasses import dataclass
 from typing import Callable
@@ -39,12 +38,6 @@ from typing import Callable
 import nlopt
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
-import scipy.sparse.linalg
-
-from .glmm import GeneralizedLinearMixedModel
-from .lm import LinearModel
-from .lmm import LinearMixedModel
 
 __all__ = ["simulate", "refit", "bootstrap", "BootstrapResult", "theta_names"]
 
@@ -62,60 +55,9 @@ FIT_ERRORS = (
 # ------------------------------------------------------------- simulation
 
 
-def _unwhiten(m) -> Callable[[np.ndarray], np.ndarray]:
-    """e ↦ T⁻¹ e: independent errors to errors with the model's structure (identity if none)."""
-    if getattr(m, "errors", None) is None:
-        return lambda e: e
-    T, _ = m.errors.transform(m.psi)
-    return scipy.sparse.linalg.splu(sp.csc_matrix(T)).solve
-
-
-def _glmm_simulator(m: GeneralizedLinearMixedModel) -> Callable[[np.random.Generator], np.ndarray]:
-    """``draw(rng)`` for a GLMM: new b, η = offset + Xβ̂ + Zb, μ = g⁻¹(η), y from the family.
-
-    Binomial responses are drawn as counts of successes out of the prior
-    weights (trials) and returned as proportions, as the fit takes them.
-    """
-    frame, fam = m.frame, m.family
-    eta0 = m.offset + frame.X @ m.mode.beta
-
-    def draw(rng: np.random.Generator) -> np.ndarray:
-        eta = eta0.copy()
-        for term, lam in zip(frame.terms, m.lambdas):
-            b = rng.standard_normal((term.n_levels, term.ell)) @ lam.T
-            eta += np.einsum("ij,ij->i", term.values, b[term.codes])
-        mu = fam.link.linkinv(eta)
-        if fam.name == "poisson":
-            return rng.poisson(mu * m.prior_weights) / m.prior_weights
-        trials = np.round(m.prior_weights).astype(int)
-        return rng.binomial(trials, mu) / np.maximum(trials, 1)
-
-    return draw
-
-
-def _simulator(m) -> Callable[[np.random.Generator], np.ndarray]:
-    """``draw(rng)``: one response y = Xβ̂ + Zb + ε with new b and ε (unconditional)."""
-    frame = m.frame
-    if isinstance(m, GeneralizedLinearMixedModel):
-        return _glmm_simulator(m)
-    if isinstance(m, LinearModel):
-        mu = frame.X @ m.beta + frame.eta_offset
-        return lambda rng: mu + m.sigma * rng.standard_normal(frame.n)
-    mu, lambdas, unwhiten = frame.X @ m.solution.beta + frame.eta_offset, m.lambdas, _unwhiten(m)
-
-    def draw(rng: np.random.Generator) -> np.ndarray:
-        y = mu.copy()
-        for term, lam in zip(frame.terms, lambdas):
-            u = rng.standard_normal((term.n_levels, term.ell))  # spherical u ~ N(0, I), eqn. 4
-            b = m.sigma * u @ lam.T  # b = σ Λθ u, one row per level
-            y += np.einsum("ij,ij->i", term.values, b[term.codes])  # Z b, row by row
-        return y + unwhiten(m.sigma * rng.standard_normal(frame.n))
-
-    return draw
-
-
 def _check_model(m) -> None:
-    if not isinstance(m, (LinearMixedModel, LinearModel, GeneralizedLinearMixedModel)):
+    """A model simulates if it provides ``simulator()`` and ``refit_response(y)`` (lmer, glmer, lm fits)."""
+    if not (hasattr(m, "simulator") and hasattr(m, "refit_response")):
         raise TypeError(f"expected a model fitted by lmelib.lmer, glmer or lm, got {type(m).__name__}")
 
 
@@ -129,14 +71,14 @@ def simulate(m, nsim: int = 1, seed=None) -> pd.DataFrame:
     _check_model(m)
     if int(nsim) < 1:
         raise ValueError(f"nsim must be at least 1, got {nsim}")
-    rng, draw = np.random.default_rng(seed), _simulator(m)
+    rng, draw = np.random.default_rng(seed), m.simulator()
     sims = {f"sim_{i + 1}": draw(rng) for i in range(int(nsim))}
     out = pd.DataFrame(sims)
     out.attrs["seed"] = seed
     return out
 
 
-def refit(m, newresp) -> "LinearMixedModel | LinearModel":
+def refit(m, newresp):
     """The model ``m`` fitted again, to a new response (lme4's ``refit(m, newresp)``).
 
     Formula, X, Z, the error structure and the REML/ML choice are kept; only y changes.
@@ -147,12 +89,7 @@ def refit(m, newresp) -> "LinearMixedModel | LinearModel":
         raise ValueError(f"the new response has {y.size} values, the model {m.nobs} observations")
     if not np.all(np.isfinite(y)):
         raise ValueError("the new response has missing or infinite values")
-    frame = dataclasses.replace(m.frame, y=y - m.frame.eta_offset)  # the fit explains y minus the offset
-    if isinstance(m, GeneralizedLinearMixedModel):
-        return GeneralizedLinearMixedModel.fit(frame, m.family, m.nagq, m.formula, pd.Series(y))
-    if isinstance(m, LinearModel):
-        return LinearModel.fit(frame)
-    return LinearMixedModel.fit(frame, m.reml, m.errors)
+    return m.refit_response(y)
 
 
 # -------------------------------------------------------------- bootstrap
@@ -173,11 +110,12 @@ def theta_names(m) -> list[str]:
 def _default_statistics(m) -> pd.Series:
     """β̂, θ̂, the error structure's parameters and σ̂ of a fit (θ only for a mixed model)."""
     parts = [m.fixef]
-    if isinstance(m, LinearMixedModel):
-        parts += [pd.Series(m.theta, index=theta_names(m)), m.structure]
-    if isinstance(m, GeneralizedLinearMixedModel):
-        return pd.concat(parts + [pd.Series(m.theta, index=theta_names(m))])
-    parts.append(pd.Series({"sigma": m.sigma}))
+    if hasattr(m, "theta"):
+        parts.append(pd.Series(m.theta, index=theta_names(m)))
+    if hasattr(m, "structure"):
+        parts.append(m.structure)
+    if not hasattr(m, "family"):  # a GLMM's σ is 1, not a parameter
+        parts.append(pd.Series({"sigma": m.sigma}))
     return pd.concat(parts)
 
 
@@ -256,7 +194,7 @@ def bootstrap(
     nsim, seed = int(nsim), _resolve_seed(seed)
     func = func or _default_statistics
     t0 = _as_row(func(m))
-    rng, draw = np.random.default_rng(seed), _simulator(m)
+    rng, draw = np.random.default_rng(seed), m.simulator()
     rows, failed, first_error = [], 0, None
     if progress:  # tqdm.auto only when a bar is wanted (in Jupyter it needs ipywidgets)
         from tqdm.auto import tqdm

@@ -28,6 +28,8 @@ import pandas as pd
 import scipy.linalg
 import scipy.sparse as sp
 
+from .optimize import hessian
+
 __all__ = ["VarIdent", "VarPower", "VarExp", "AR1", "CAR1", "CompSymm", "ARMA", "ErrorModel",
            "structure_intervals", "plot_acf", "require_iid_residuals"]
 
@@ -428,8 +430,6 @@ def structure_intervals(f, x: np.ndarray, errors: ErrorModel, level: float = 0.9
     transforms as the estimates (tanh for φ, exp for ratios).
     """
     from scipy.stats import norm
-
-    from .optimize import hessian
 
     k = len(errors.start)
     H = hessian(f, np.asarray(x, float), rel=1e-3, floor=1.0)  # steps well above the noise of f

@@ -8,10 +8,14 @@ import tempfile
 import os
 from pathlib import Path
 
+from .batch import grade_batch
+from .grader import KeyBuildError, assign, build_key, load_key
+from .runner import staged_lmelib
+from .sandbox import SandboxUnavailable, find_sandbox
+from .spec import SpecError, book_dir, find_specs, load_spec, spec_path
+
 
 def _chapter_paths(names: list[str], book: Path) -> list[Path]:
-    from .spec import find_specs, load_spec
-
     if not names:
         return [book / load_spec(p)["chapter"] for p in find_specs(book)]
     out = []
@@ -27,8 +31,6 @@ def _chapter_paths(names: list[str], book: Path) -> list[Path]:
 
 def _sandbox(args, lib: Path):
     """The checked sandbox, or None with --no-sandbox; exits with what to install."""
-    from .sandbox import SandboxUnavailable, find_sandbox
-
     if args.no_sandbox:
         print("--no-sandbox: notebooks run WITHOUT isolation, as your user; every row is marked "
               "'unsandboxed'", file=sys.stderr)
@@ -40,10 +42,6 @@ def _sandbox(args, lib: Path):
 
 
 def cmd_assign(args) -> int:
-    from .grader import KeyBuildError, assign
-    from .runner import staged_lmelib
-    from .spec import SpecError, spec_path
-
     book = Path(args.book).resolve()
     chapters = _chapter_paths(args.chapters, book)
     if not chapters:
@@ -79,10 +77,6 @@ def _load_keys(args) -> tuple[dict, list[Path]]:
     submission's metadata picks its own); no ``--key``: the key of
     ``--chapter``, built now by running the chapter's solution.
     """
-    from .grader import build_key, load_key
-    from .runner import staged_lmelib
-    from .spec import load_spec, spec_path
-
     chapter = Path(args.chapter).stem if args.chapter else None
     if args.key:
         kp = Path(args.key)
@@ -107,9 +101,6 @@ def _load_keys(args) -> tuple[dict, list[Path]]:
 
 
 def cmd_grade(args) -> int:
-    from .batch import grade_batch
-    from .sandbox import SandboxUnavailable
-
     submissions = Path(args.submissions)
     if not submissions.is_dir():
         print(f"{submissions} is not a folder", file=sys.stderr)
@@ -132,8 +123,6 @@ def cmd_grade(args) -> int:
 
 
 def main(argv=None) -> int:
-    from .spec import book_dir
-
     parser = argparse.ArgumentParser(prog="python -m lmelib.grading",
                                      description="Student versions of the chapters and offline grading.")
     sub = parser.add_subparsers(dest="command", required=True)
