@@ -23,6 +23,25 @@ Cholesky factor per level; the remaining terms, X and y form a dense block
 A_R1 and L21 are dense when L21 L21ᵀ is cheap to form densely (small models,
 and every single-term model): one evaluation is then a handful of small
 array operations.  Large crossed designs keep them sparse.
+
+Glossary: lmelib's names and the JSS paper's (Bates et al. 2015, section 3)
+
+    ==========================  =============================================
+    lmelib                      lme4 / the paper
+    ==========================  =============================================
+    ``lambdas(θ)``, λ per term  the blocks of Λθ (lme4 stores Λθᵀ, ``Lambdat``)
+    ``term.codes/values``       Z, one row per observation (lme4: ``Zt`` = Zᵀ)
+    ``CrossProducts`` (A)       ZᵀZ, ZᵀX, Zᵀy, XᵀX, Xᵀy, yᵀy (lme4 forms them
+                                through ``Zt`` and ``X`` at each evaluation)
+    ``L11``, ``L21``, ``L22``   the blocks of Lθ (sparse Cholesky ``L``) with,
+                                in L22's last rows, R_ZXᵀ, R_Xᵀ and r²θ
+    ``PLSSolution.RZX``         R_ZX: Lθ R_ZX = ΛθᵀZᵀX
+    ``PLSSolution.RX``          R_X: R_XᵀR_X = XᵀX − R_ZXᵀR_ZX
+    ``pwrss``                   r²θ, the penalized residual sum of squares
+    ``ldL2``, ``ldRX2``         log|Lθ|², log|R_X|²
+    ``u``, ``b = Λθ u``         spherical and natural random effects
+    ``objective``               the profiled deviance or REML criterion
+    ==========================  =============================================
 """
 
 from __future__ import annotations
@@ -282,6 +301,14 @@ class PLSSolution:
         """R_X = L_XXᵀ, with R_Xᵀ R_X the Schur complement behind vcov(β)."""
         q = self.q_rest
         return self.L22[q : q + self.p, q : q + self.p].T
+
+    @property
+    def RZX(self) -> np.ndarray:
+        """R_ZX (q × p), with Lθ R_ZX = ΛθᵀZᵀX: the X rows of L below the random-effects columns."""
+        q, p = self.q_rest, self.p
+        L21x = self.L21[q : q + p]
+        L21x = L21x.toarray() if sp.issparse(L21x) else np.asarray(L21x)
+        return np.vstack([L21x.T, self.L22[q : q + p, :q].T])
 
     @cached_property
     def _solution(self) -> tuple[np.ndarray, np.ndarray]:

@@ -117,3 +117,18 @@ def test_from_gram_matrix(data, formula, theta, storage):
         assert (cp.m1 > 0) == blocked
         f = ProfiledDeviance(frame, False, cp=cp)
         assert f(th) == pytest.approx(dense_deviance(frame, th, False, transform=T), rel=1e-10)
+
+
+def test_pls_solution_rzx_and_rx_as_in_the_paper():
+    """R_ZX and R_X read from the blocked factor satisfy the paper's defining equations."""
+    import scipy.linalg
+    import lmelib
+    m = lmelib.lmer("Reaction ~ Days + (Days | Subject)", lmelib.datasets.load("sleepstudy"))
+    s, X = m.solution, m.frame.X
+    Z = m.frame.Z.toarray()
+    Lam = scipy.linalg.block_diag(*[m.lambdas[0]] * m.ngrps["Subject"])
+    M = Lam.T @ Z.T @ Z @ Lam + np.eye(Z.shape[1])
+    Ltheta = np.linalg.cholesky(M)
+    RZX = scipy.linalg.solve_triangular(Ltheta, Lam.T @ Z.T @ X, lower=True)
+    np.testing.assert_allclose(np.abs(s.RZX), np.abs(RZX), rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(s.RX.T @ s.RX, X.T @ X - RZX.T @ RZX, rtol=1e-8)
