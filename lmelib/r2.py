@@ -34,6 +34,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from .glmm import glmer
+
 __all__ = ["r2", "variance_components"]
 
 
@@ -59,8 +61,9 @@ def r2(m) -> pd.Series:
 def variance_components(m) -> pd.Series:
     """σ²_f, σ²_r and σ²_ε of the module docstring, as a Series (fixed, random, residual)."""
     frame = m.frame
-    eta_fixed = frame.X @ np.asarray(m.fixef, dtype=float)
-    fixed = float(np.var(eta_fixed, ddof=1))  # as R's var(): the n − 1 divisor
+    varying = np.ptp(frame.X, axis=0) > 0  # constant columns (the intercept) add no variance
+    eta_fixed = frame.X[:, varying] @ np.asarray(m.fixef, dtype=float)[varying]
+    fixed = float(np.var(eta_fixed, ddof=1)) if varying.any() else 0.0  # R's var(): n − 1 divisor
     glmm = hasattr(m, "family")
     per_obs = [glmm and t.n_levels == frame.n for t in frame.terms]  # observation-level terms
     spread = [_term_variance(t.values, m.sigma * lam) for t, lam in zip(frame.terms, m.lambdas)]
@@ -96,8 +99,6 @@ def _distribution_variance(m) -> float:
 
 def _null_model(m):
     """The GLMM refitted with its random effects and an intercept only (insight's ``null_model``)."""
-    from .glmm import glmer
-
     frame = m.frame
     bars = " + ".join(f"({t.term.expr} | {':'.join(t.term.factors)})" for t in frame.terms)
     data = frame.data

@@ -174,3 +174,8 @@ def test_small_poisson_mean_warns():
     """As performance: the lognormal approximation is flagged when the null model's mean is below 6."""
     with pytest.warns(UserWarning, match="lognormal"):
         lmelib.r2(fit("epil_ri"))  # μ ≈ 5.1 in R's null model
+
+
+def test_intercept_only_model_has_marginal_r2_exactly_zero():
+    m = lmelib.lmer("math5 ~ 1 + (1 | school)", lmelib.datasets.load("jsp"))
+    assert lmelib.r2(m)["marginal"] == 0.0
