@@ -15,22 +15,29 @@ into the repository.  The site is served from a local HTTP server on
 * every image loads, and every same-site link answers HTTP 200 (and its
   ``#fragment`` exists in the target page);
 * numbered equations, cross-references to them, figures with captions and a
-  bibliography are there;
+  bibliography are there; the bibliography's labels are author-year
+  ("[Bates et al., 2015]"), as the text cites each entry;
 * each chapter page has a Binder button (JupyterLab) built from the
   ``repository:`` section of ``_config.yml``, a repository button, and a
   download button for its ``.ipynb``;
-* the search page finds "random intercept".
+* the search page finds "random intercept", and each page shows one search
+  box (the sidebar's), not two;
+* the **student edition** (``python -m lmelib.grading student-site``, the README's
+  command for instructors) is built from the same copy: every exercise is
+  there, and no solution's text or code is, neither on the pages (checked
+  against the normal build, where each solution is present, and against the
+  solution cells of the notebooks), nor in its search index, nor in the
+  notebooks offered for download.
 
 Screenshots of the landing page and of one chapter are written to the folder
 named by ``SITE_TEST_ARTEFACTS`` (default: pytest's temporary directory).  With
 ``UPDATE_SITE_SCREENSHOT=1`` the landing page is also written to
 ``book/_static/site.png``, the picture shown in the README.
 
-Chromium and ChromeDriver come from Debian (``chromium``, ``chromium-driver``).
-If they are missing and the test runs as root, they are installed with
-apt-get; if that is impossible the tests are skipped with a message saying
-what is missing.  No network is used beyond that: the browser only talks to
-127.0.0.1.
+Chromium and ChromeDriver come from Debian (``chromium``, ``chromium-driver``);
+``.ci/run`` installs them (see the README).  If they are missing the browser
+tests are skipped with a message saying what to install; the build tests run
+without them.  No network is used: the browser only talks to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -86,46 +93,19 @@ def _missing_browser() -> list[str]:
     return [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
 
 
-def _apt_install() -> str:
-    """Install Debian's chromium and chromium-driver; return a log tail."""
-    cmd = ["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"]
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    log = []
-    # install; if the package lists are missing or stale, update them and retry
-    for step, timeout in ((cmd, 300), (["apt-get", "update", "-q"], 180), (cmd, 300)):
-        try:
-            res = subprocess.run(
-                step, env=env, capture_output=True, text=True, timeout=timeout
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            log.append(f"{' '.join(step)}: {exc}")
-            break
-        log.append(f"{' '.join(step)}: exit {res.returncode}\n{res.stderr[-500:]}")
-        if step is cmd and res.returncode == 0 and not _missing_browser():
-            break
-    return "\n".join(log)
-
-
 @pytest.fixture(scope="session")
 def browser_paths():
-    """Make sure Chromium, ChromeDriver and Selenium are there, or skip."""
+    """Chromium, ChromeDriver and Selenium, or skip saying what is missing."""
     pytest.importorskip(
         "selenium", reason="selenium is not installed (pip install -r requirements.txt)"
     )
     missing = _missing_browser()
     if missing:
-        if os.geteuid() != 0 or shutil.which("apt-get") is None:
-            pytest.skip(
-                f"missing {', '.join(missing)}; install Debian's chromium and "
-                "chromium-driver (apt-get install chromium chromium-driver, as root)"
-            )
-        log = _apt_install()
-        missing = _missing_browser()
-        if missing:
-            pytest.skip(
-                f"missing {', '.join(missing)} and `apt-get install chromium "
-                f"chromium-driver` did not provide them:\n{log}"
-            )
+        pytest.skip(
+            f"missing {', '.join(missing)}: install Debian's chromium and "
+            "chromium-driver (as root: apt-get install chromium chromium-driver; "
+            ".ci/run does this)"
+        )
     return CHROMIUM, CHROMEDRIVER
 
 
@@ -157,8 +137,8 @@ def toc() -> dict:
 
 
 @pytest.fixture(scope="session")
-def site(tmp_path_factory) -> Path:
-    """Build the book from a copy of its sources; return the HTML folder."""
+def book_src(tmp_path_factory) -> Path:
+    """A copy of the book's sources, built by `site` and `student_site`."""
     src = tmp_path_factory.mktemp("book-src")
     shutil.copy2(ROOT / "_config.yml", src / "_config.yml")
     shutil.copy2(ROOT / "_toc.yml", src / "_toc.yml")
@@ -167,24 +147,56 @@ def site(tmp_path_factory) -> Path:
         src / "book",
         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "_build"),
     )
+    return src
+
+
+def _run_build(cmd: list[str], what: str) -> None:
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    out = res.stdout + res.stderr
+    warnings = [ln for ln in out.splitlines() if "WARNING" in ln or "ERROR" in ln]
+    assert res.returncode == 0, f"{what} failed:\n" + "\n".join(
+        warnings or out.splitlines()[-40:]
+    )
+
+
+@pytest.fixture(scope="session")
+def site(book_src) -> Path:
+    """Build the book with the README's command; return the HTML folder."""
     cmd = [
         sys.executable,
         "-c",
         "from jupyter_book.cli.main import main; main()",
         "build",
-        str(src),
+        str(book_src),
         "-W",
         "-n",
         "--keep-going",
     ]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    out = res.stdout + res.stderr
-    warnings = [ln for ln in out.splitlines() if "WARNING" in ln or "ERROR" in ln]
-    assert res.returncode == 0, (
-        "jupyter-book build -W -n --keep-going failed:\n"
-        + "\n".join(warnings or out.splitlines()[-40:])
-    )
-    html_dir = src / "_build" / "html"
+    _run_build(cmd, "jupyter-book build -W -n --keep-going")
+    html_dir = book_src / "_build" / "html"
+    assert (html_dir / "index.html").is_file()
+    return html_dir
+
+
+@pytest.fixture(scope="session")
+def student_site(site, book_src, tmp_path_factory) -> Path:
+    """Build the student edition with the README's command; return its HTML folder.
+
+    It depends on `site` only so that the two builds run one after the other.
+    """
+    out = tmp_path_factory.mktemp("student-edition")
+    cmd = [
+        sys.executable,
+        "-m",
+        "lmelib.grading",
+        "student-site",
+        "--source",
+        str(book_src),
+        "--out",
+        str(out),
+    ]
+    _run_build(cmd, "python -m lmelib.grading student-site")
+    html_dir = out / "_build" / "html"
     assert (html_dir / "index.html").is_file()
     return html_dir
 
@@ -209,10 +221,9 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.server.failures.append(f"{code} {self.path}")
 
 
-@pytest.fixture(scope="session")
-def server(site):
+def _serve(directory: Path):
     httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(site))
+        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(directory))
     )
     httpd.failures = []
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -223,6 +234,16 @@ def server(site):
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server(site):
+    yield from _serve(site)
+
+
+@pytest.fixture(scope="session")
+def student_server(student_site):
+    yield from _serve(student_site)
 
 
 @pytest.fixture(scope="session")
@@ -319,6 +340,15 @@ return {
   repo: [...document.querySelectorAll("a.btn-source-repository-button, a[title*='repository' i]")].map(e => e.href),
   downloads: [...document.querySelectorAll("a.btn-download-source-button")].map(e => e.href),
   title: document.title,
+  bibLabels: [...document.querySelectorAll("div.citation")].map(d =>
+    [d.id, d.querySelector(".label") ? d.querySelector(".label").textContent : ""]),
+  citeLinks: [...document.querySelectorAll('a[href*="bibliography.html#"]')].map(a =>
+    [a.getAttribute("href").split("#")[1], a.textContent]),
+  searchBoxes: [...document.querySelectorAll(
+      ".search-button-field, button.search-button, input[type=search]")]
+    .filter(e => e.getClientRects().length && getComputedStyle(e).visibility !== "hidden"
+                 && !e.closest("#pst-search-dialog, dialog:not([open])"))
+    .map(e => e.closest("[id]") ? e.closest("[id]").id : e.className),
 };
 """
 
@@ -514,6 +544,32 @@ def test_book_features(crawl):
     assert crawl["book/bibliography.html"]["bibEntries"] > 0, "empty bibliography"
 
 
+_AUTHOR_YEAR = re.compile(r"(?P<who>\S.*), (?P<year>\d{4}|n\.d\.)[a-z]?")
+
+
+def test_bibliography_is_author_year(crawl):
+    """The bibliography's labels read as the text cites: "[Bates et al., 2015]"."""
+    bib = crawl["book/bibliography.html"]
+    labels = {i: _norm(lab).strip("[]") for i, lab in bib["bibLabels"]}
+    assert labels, "no entry in the bibliography"
+    bad = sorted(lab for lab in labels.values() if not _AUTHOR_YEAR.fullmatch(lab))
+    assert not bad, f"bibliography labels not in author-year form: {bad}"
+    assert len(set(labels.values())) == len(labels), "two entries with the same label"
+    # a parenthetical citation, [Bates et al., 2015], links its entry's label;
+    # a textual one, Bates et al. [2015], the label's year
+    problems, n = [], 0
+    for page, info in crawl.items():
+        for target, text in info["citeLinks"]:
+            text, n = _norm(text), n + 1
+            label = labels.get(target)
+            if label is None:
+                problems.append(f"{page}: citation {text!r} links no entry (#{target})")
+            elif text != label and not label.endswith(", " + text):
+                problems.append(f"{page}: citation {text!r} links the entry labelled {label!r}")
+    assert n > 0, "no citation"
+    assert not problems, "\n".join(problems)
+
+
 def test_chapter_buttons(crawl, site, book_config, base_url):
     repo = book_config["repository"]
     url = repo["url"].rstrip("/")
@@ -536,6 +592,16 @@ def test_chapter_buttons(crawl, site, book_config, base_url):
         status, body = _fetch(download)
         assert status == 200
         assert json.loads(body)["cells"], f"{download} is not a notebook"
+
+
+def test_one_search_box(crawl):
+    """One search box per page (the sidebar's), not a second one in a header bar."""
+    bad = {
+        page: info["searchBoxes"]
+        for page, info in crawl.items()
+        if page != "search.html" and len(info["searchBoxes"]) != 1
+    }
+    assert not bad, f"pages without exactly one visible search box: {bad}"
 
 
 def test_search_finds_random_intercept(driver, base_url, crawl):
@@ -588,3 +654,200 @@ def _write_small_png(png: bytes, dest: Path) -> None:
             break
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_bytes(buf.getvalue())
+
+
+# --------------------------------------------------------------------------
+# The student edition
+# --------------------------------------------------------------------------
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+class _PageText(html.parser.HTMLParser):
+    """A page's text, with each solution's text (sphinx-exercise's
+    ``div.solution``) apart from the rest; counts exercises and solutions."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.divs: list[bool] = []  # for each open div: is it a solution?
+        self.skip = 0  # inside <script> or <style>
+        self.solutions: list[list[str]] = []
+        self.other: list[str] = []
+        self.exercises = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("script", "style"):
+            self.skip += 1
+        elif tag == "div":
+            classes = (dict(attrs).get("class") or "").split()
+            is_solution = "solution" in classes
+            if is_solution and not any(self.divs):
+                self.solutions.append([])
+            self.exercises += "exercise" in classes
+            self.divs.append(is_solution)
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style"):
+            self.skip -= 1
+        elif tag == "div" and self.divs:
+            self.divs.pop()
+
+    def handle_data(self, data):
+        if not self.skip:
+            (self.solutions[-1] if any(self.divs) else self.other).append(data)
+
+
+def _read_page(path: Path) -> _PageText:
+    page = _PageText()
+    page.feed(path.read_text(encoding="utf8"))
+    page.close()
+    return page
+
+
+_SOLUTION_START = re.compile(r"^\s*(`{3,}|:{3,})\s*\{solution-start\}", re.M)
+_SOLUTION_END = re.compile(r"^\s*(`{3,}|:{3,})\s*\{solution-end\}", re.M)
+
+
+def _solution_cells(nb: dict) -> tuple[int, list[dict], list[dict]]:
+    """(number of gated solutions, code cells inside them, all other cells)."""
+    count, inside, sol, rest = 0, False, [], []
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            (sol if inside else rest).append(cell)
+            continue
+        rest.append(cell)
+        src = "".join(cell["source"])
+        events = sorted(
+            [(m.start(), True) for m in _SOLUTION_START.finditer(src)]
+            + [(m.start(), False) for m in _SOLUTION_END.finditer(src)]
+        )
+        for _, starts in events:
+            count += starts
+            inside = starts
+    return count, sol, rest
+
+
+def _solution_code_lines(nb: dict) -> tuple[list[str], list[str]]:
+    """Lines of solution code that appear nowhere else in the notebook:
+    (lines of cells the site shows, lines of cells it hides)."""
+    _, sol, rest = _solution_cells(nb)
+    elsewhere = _norm(" ".join("".join(c["source"]) for c in rest))
+    shown, hidden = [], []
+    for cell in sol:
+        tags = cell.get("metadata", {}).get("tags", [])
+        removed = any(t in ("remove-input", "remove-cell", "remove_cell") for t in tags)
+        for line in "".join(cell["source"]).splitlines():
+            line = _norm(line)
+            if len(line) >= 20 and not line.startswith("#") and line not in elsewhere:
+                (hidden if removed else shown).append(line)
+    return shown, hidden
+
+
+def _chapters(site: Path) -> list[str]:
+    return sorted(p.stem for p in (ROOT / "book").glob("*.ipynb") if (site / "book" / f"{p.stem}.html").exists())
+
+
+def test_student_edition_has_the_exercises_and_no_solutions(site, student_site, book_src):
+    """Every exercise is in the student edition; no solution text or code is.
+
+    The solutions' text is taken from the normal build (each chapter's
+    ``div.solution`` blocks, one per ``{solution-start}`` of its notebook); a
+    line of it that the page shows nowhere outside the solutions must not
+    appear anywhere in the student edition's page.  The solutions' code is
+    taken from the notebooks: each line of a solution code cell that the
+    notebook has nowhere else must be on the normal page (unless the cell is
+    hidden) and not on the student edition's page.
+    """
+    chapters = _chapters(site)
+    assert chapters, "no chapter page in the site"
+    problems, checked, n_solutions = [], 0, 0
+    for ch in chapters:
+        nb = json.loads((book_src / "book" / f"{ch}.ipynb").read_text(encoding="utf8"))
+        n_gated, _, _ = _solution_cells(nb)
+        normal = _read_page(site / "book" / f"{ch}.html")
+        student = _read_page(student_site / "book" / f"{ch}.html")
+        n_solutions += n_gated
+        if len(normal.solutions) != n_gated:
+            problems.append(
+                f"{ch}: {n_gated} solutions in the notebook, {len(normal.solutions)} on the page"
+            )
+        if student.solutions:
+            problems.append(f"{ch}: {len(student.solutions)} solutions in the student edition")
+        if student.exercises != normal.exercises:
+            problems.append(
+                f"{ch}: {normal.exercises} exercises, {student.exercises} in the student edition"
+            )
+        outside = _norm("".join(normal.other))
+        page = _norm("".join(student.other))
+        for i, sol in enumerate(normal.solutions, 1):
+            lines = [_norm(ln) for ln in "".join(sol).splitlines()]
+            lines = [ln for ln in lines if len(ln) >= 20 and ln not in outside]
+            if not lines and n_gated:
+                problems.append(f"{ch}: solution {i} has no text of its own to look for")
+            for ln in lines:
+                checked += 1
+                if ln in page:
+                    problems.append(f"{ch}: solution {i}'s text in the student edition: {ln!r}")
+        shown, hidden = _solution_code_lines(nb)
+        normal_text = _norm("".join(normal.other + [t for s in normal.solutions for t in s]))
+        for ln in shown:
+            checked += 1
+            if ln not in normal_text:
+                problems.append(f"{ch}: solution code not on the normal page: {ln!r}")
+        for ln in shown + hidden:
+            if ln in page:
+                problems.append(f"{ch}: solution code in the student edition: {ln!r}")
+    assert n_solutions > 0, "no {solution-start} in any chapter"
+    assert checked > n_solutions, "too little solution text to compare"
+    assert not problems, "\n".join(problems[:40])
+
+
+def test_student_edition_downloads_have_no_solutions(student_site, book_src):
+    """The notebooks behind the download button keep the exercises and lose the solutions."""
+    problems = []
+    downloads = sorted((student_site / "_sources" / "book").glob("*.ipynb"))
+    assert downloads, "no notebook offered for download"
+    for path in downloads:
+        nb = json.loads(path.read_text(encoding="utf8"))
+        original = json.loads((book_src / "book" / path.name).read_text(encoding="utf8"))
+        text = "\n".join("".join(c["source"]) for c in nb["cells"])
+        if "{solution-start}" in text or "{solution-end}" in text:
+            problems.append(f"{path.name}: solution markers left")
+        shown, hidden = _solution_code_lines(original)
+        problems += [f"{path.name}: solution code left: {ln!r}" for ln in shown + hidden if ln in _norm(text)]
+        n_ex = sum("{exercise}" in "".join(c["source"]) for c in original["cells"])
+        if sum("{exercise}" in "".join(c["source"]) for c in nb["cells"]) != n_ex:
+            problems.append(f"{path.name}: exercises lost")
+    assert not problems, "\n".join(problems[:40])
+
+
+def test_student_edition_in_the_browser(driver, student_server, student_site):
+    """A chapter of the student edition shows its exercises and no solution."""
+    from selenium.webdriver.common.by import By
+
+    base = f"http://127.0.0.1:{student_server.server_port}/"
+    for ch in _chapters(student_site):
+        driver.get(base + f"book/{ch}.html")
+        exercises = driver.find_elements(By.CSS_SELECTOR, "div.exercise")
+        solutions = driver.find_elements(By.CSS_SELECTOR, "div.solution, .solution-title")
+        text = driver.find_element(By.TAG_NAME, "body").get_attribute("textContent")
+        assert not solutions, f"{ch}: solution blocks in the student edition"
+        assert "Solution to" not in text, f"{ch}: a solution title in the student edition"
+        if "{exercise}" in (ROOT / "book" / f"{ch}.ipynb").read_text(encoding="utf8"):
+            assert exercises, f"{ch}: no exercise shown"
+    assert not student_server.failures, student_server.failures
+
+
+def _search_terms(site: Path) -> set[str]:
+    text = (site / "searchindex.js").read_text(encoding="utf8")
+    return set(json.loads(text[text.index("(") + 1 : text.rindex(")")])["terms"])
+
+
+def test_student_edition_search_index(site, student_site):
+    """The student edition's search index has no word the normal one lacks,
+    and lacks the words only the solutions use."""
+    normal, student = _search_terms(site), _search_terms(student_site)
+    assert student <= normal, sorted(student - normal)[:20]
+    assert len(student) < len(normal)

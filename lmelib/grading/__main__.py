@@ -12,6 +12,7 @@ from .batch import grade_batch
 from .grader import KeyBuildError, assign, build_key, load_key
 from .runner import staged_lmelib
 from .sandbox import SandboxUnavailable, find_sandbox
+from .site import build_student_site
 from .spec import SpecError, book_dir, find_specs, load_spec, spec_path
 
 
@@ -122,6 +123,10 @@ def cmd_grade(args) -> int:
     return 0
 
 
+def cmd_student_site(args) -> int:
+    return build_student_site(Path(args.source), Path(args.out) if args.out else None)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lmelib.grading",
                                      description="Student versions of the chapters and offline grading.")
@@ -155,6 +160,12 @@ def main(argv=None) -> int:
                     "'unsandboxed'); only for trusted notebooks")
     pg.add_argument("--book", default=str(book_dir()), help="the book folder (default: %(default)s)")
     pg.set_defaults(func=cmd_grade)
+
+    ps = sub.add_parser("student-site", help="build the course website without the exercises' solutions")
+    ps.add_argument("--source", default=str(book_dir().parent),
+                    help="the repository root, with _config.yml (default: %(default)s)")
+    ps.add_argument("--out", help="output folder (default: <source>/_build/student)")
+    ps.set_defaults(func=cmd_student_site)
 
     args = parser.parse_args(argv)
     return args.func(args)
