@@ -134,9 +134,13 @@ def _split_column(column: str, exprs: list[str]) -> list[tuple[str, str | None]]
     return out if pos == len(column) else None
 
 
-def _r_part(expr: str, field: str | None, logical: set[str]) -> str:
+def _r_part(expr: str, field: str | None, logical: set[str], number: int) -> str:
+    """R's name of one factor's part of a column; ``number``: the column's place among the
+    factor's columns (R numbers the columns of sum, Helmert and difference contrasts)."""
     if field is None:  # a numeric column; a logical one is R's xTRUE
         return r_deparse(expr) + ("TRUE" if expr in logical else "")
+    if re.match(r"[SHD]\.", field):
+        return r_deparse(expr) + str(number)
     return r_deparse(expr) + _r_level(field)
 
 
@@ -144,6 +148,14 @@ def _fallback(column: str) -> str:
     """R's spelling by pattern, for a column whose parts could not be matched to its factors."""
     column = re.sub(r"\[T\.([^\]]*)\]", r"\1", column)
     return re.sub(r"\[([^\]]*)\]", r"\1", column).replace(" ** ", "^")
+
+
+def _term_names(columns: list[str], exprs: list[str], logical: set[str]) -> list[str]:
+    parts = [_split_column(c, exprs) for c in columns]
+    fields = [list(dict.fromkeys(p[i][1] for p in parts if p)) for i in range(len(exprs))]
+    return [_fallback(c) if p is None else
+            ":".join(_r_part(e, f, logical, fields[i].index(f) + 1) for i, (e, f) in enumerate(p))
+            for c, p in zip(columns, parts)]
 
 
 def coef_names(spec, data=None) -> list[str]:
@@ -156,14 +168,10 @@ def coef_names(spec, data=None) -> list[str]:
         logical = {c for c in data.columns if getattr(data[c].dtype, "kind", "") == "b"}
     names = []
     for term in spec.structure:
-        exprs = [f.expr for f in term.term.factors]
-        for column in term.columns:
-            if column == "Intercept":
-                names.append(INTERCEPT)
-                continue
-            parts = _split_column(column, exprs)
-            names.append(_fallback(column) if parts is None
-                         else ":".join(_r_part(e, f, logical) for e, f in parts))
+        if list(term.columns) == ["Intercept"]:
+            names.append(INTERCEPT)
+        else:
+            names += _term_names(list(term.columns), [f.expr for f in term.term.factors], logical)
     return names
 
 

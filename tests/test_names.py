@@ -154,6 +154,14 @@ def test_deparse_table(python, r):
     assert r_deparse(python) == r
 
 
+def test_contrast_columns_named_as_r():
+    """R: C(g, sum)1..3 and C(g, helmert)1..3 are numbered; poly contrasts are .L, .Q, .C."""
+    d = pd.DataFrame({"y": np.arange(40.0) % 7, "g": pd.Categorical(np.array(list("abcd"))[np.arange(40) % 4])})
+    assert list(lmelib.lm("y ~ C(g, Sum)", d).fixef.index)[1:] == ["C(g, Sum)1", "C(g, Sum)2", "C(g, Sum)3"]
+    assert list(lmelib.lm("y ~ C(g, Helmert)", d).fixef.index)[1:] == [f"C(g, Helmert){k}" for k in (1, 2, 3)]
+    assert list(lmelib.lm("y ~ C(g, Poly)", d).fixef.index)[1:] == ["C(g, Poly).L", "C(g, Poly).Q", "C(g, Poly).C"]
+
+
 def test_factor_of_numbers_logical_and_float_levels():
     """R's names for a logical column (xTRUE) and a factor of whole floats (g2, not g2.0)."""
     rng = np.random.default_rng(1)
