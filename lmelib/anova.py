@@ -70,6 +70,7 @@ from .gls import GLSModel
 from .lm import LinearModel
 from .lmm import LinearMixedModel
 from .simulate import BootstrapResult, bootstrap, refit as refit_response
+from .summary import html_table
 
 __all__ = ["anova", "AnovaTable", "Comparison", "classify", "chibar2_sf"]
 
@@ -369,9 +370,11 @@ class AnovaTable:
         return str(self)
 
     def _repr_html_(self) -> str:
+        """The table for a notebook, narrow enough for the book's content column: headers wrap
+        (``Pr(>Chisq)`` over ``naive``), model names and notes wrap."""
         head = "<br>".join(html.escape(h) for h in self.heading)
         notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
-        return f"<p>{head}</p>\n{_format(self.table).to_html()}\n<ul>{notes}</ul>"
+        return f"<p>{head}</p>\n{html_table(_format(self.table), wrap=('test',))}\n<ul>{notes}</ul>"
 
 
 def _decimals(x: float, digits: int) -> int:

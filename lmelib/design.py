@@ -22,6 +22,7 @@ from formulaic import Formula, model_matrix
 from formulaic.transforms.contrasts import C
 
 from .formula import ParsedFormula, RandomTerm, parse_formula
+from .names import INTERCEPT, coef_names
 from .newdata import encode_newdata, match_levels
 
 __all__ = ["ReTerm", "ModelFrame", "model_frame", "check_columns", "check_varying_response", "offset_values"]
@@ -312,10 +313,6 @@ def _check_finite(values: np.ndarray, names, what: str) -> None:
                      "NaN or infinite are not: remove those rows or change the transformation")
 
 
-def _r_name(name: str) -> str:
-    return "(Intercept)" if name == "Intercept" else name
-
-
 def _drop_aliased(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[int], list[str]]:
     """Drop columns of X that are linear combinations of earlier ones.
 
@@ -453,12 +450,12 @@ def _intercept_spec():
 
 def _random_term(term: RandomTerm, data: pd.DataFrame, residual: bool = True) -> ReTerm:
     if _intercept_only(term):
-        columns, values, spec = ("(Intercept)",), np.ones((len(data), 1)), _intercept_spec()
+        columns, values, spec = (INTERCEPT,), np.ones((len(data), 1)), _intercept_spec()
     else:
         mm = model_matrix(term.expr, data, na_action="ignore", context=CONTEXT)
         if mm.shape[1] == 0:
             raise ValueError(f"random-effects term {term} has no columns")
-        columns, values, spec = tuple(_r_name(c) for c in mm.columns), np.asarray(mm, float), mm.model_spec
+        columns, values, spec = tuple(coef_names(mm.model_spec, data)), np.asarray(mm, float), mm.model_spec
         _check_finite(values, columns, f"random-effects term {term}")
     codes, levels, factor_levels, combos = _grouping(data, term.factors)
     reterm = ReTerm(
@@ -526,7 +523,7 @@ def model_frame(formula: str, data: pd.DataFrame, *, require_random: bool = True
     mm = model_matrix(parsed.fixed_formula, data, na_action="ignore", context=CONTEXT)
     y = _response(mm.lhs, parsed)
     offset = offset_values(parsed, data) if parsed.offsets else None
-    names = [_r_name(c) for c in mm.rhs.columns]
+    names = coef_names(mm.rhs.model_spec, data)
     X = np.asarray(mm.rhs, dtype=float)
     _check_finite(X, names, "fixed-effects model matrix")
     X, keep, dropped = _drop_aliased(X, names)

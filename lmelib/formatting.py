@@ -12,7 +12,12 @@ while the 16 digits of a raw float repr are not.  The policy:
   AIC, BIC, χ² statistics), where differences matter: ``LIK_DECIMALS`` (2)
   decimals;
 * p-values: ``P_DIGITS`` (3) significant digits, and "<2e-16" below that, as R;
-* a value that rounds to zero prints without a sign (never "-0.000").
+* a value that rounds to zero prints without a sign (never "-0.000");
+* a row of numbers printed side by side (the quantiles of the residuals):
+  one number of decimals for all, as R prints a vector, chosen so that the
+  largest gets ``DIGITS`` significant digits and none gets more (``fmt_fixed``);
+* correlations: ``CORR_DECIMALS`` (2) decimals in the random effects and
+  ``FIXEF_CORR_DECIMALS`` (3) in the correlation of the fixed effects, as lme4.
 
 ``set_display()`` makes pandas and numpy print through the same policy in a
 notebook.
@@ -24,12 +29,15 @@ import re
 
 import numpy as np
 
-__all__ = ["DIGITS", "LIK_DECIMALS", "P_DIGITS", "fmt", "fmt_lik", "fmt_p", "set_display"]
+__all__ = ["DIGITS", "LIK_DECIMALS", "P_DIGITS", "CORR_DECIMALS", "FIXEF_CORR_DECIMALS", "fmt",
+           "fmt_lik", "fmt_p", "fmt_fixed", "fmt_corr", "set_display"]
 
 DIGITS = 4
 LIK_DECIMALS = 2
 P_DIGITS = 3
 P_FLOOR = 2e-16
+CORR_DECIMALS = 2  # lme4's VarCorr in summary(): max(2, digits - 2) with digits = 4
+FIXEF_CORR_DECIMALS = 3  # lme4's Correlation of Fixed Effects: round(x, 3)
 
 _NEG_ZERO = re.compile(r"^-(?=0*(?:\.0*)?(?:[eE][-+]?\d+)?%?$)")
 
@@ -67,6 +75,21 @@ def fmt_p(p) -> str:
     if not np.isfinite(p):
         return "NA"
     return "<2e-16" if p < P_FLOOR else fmt(p, f".{P_DIGITS}g")
+
+
+def fmt_fixed(values) -> list[str]:
+    """Numbers printed side by side with one number of decimals: ``DIGITS`` significant digits
+    for the largest in absolute value, as many decimals for the others (never more digits)."""
+    values = np.asarray(values, dtype=float)
+    finite = np.abs(values[np.isfinite(values)])
+    top = finite.max() if finite.size else 0.0
+    decimals = DIGITS - 1 - int(np.floor(np.log10(top))) if top > 0 else DIGITS - 1
+    return [fmt(v, f".{max(decimals, 0)}f") for v in values]
+
+
+def fmt_corr(x, decimals: int = CORR_DECIMALS) -> str:
+    """A correlation with a fixed number of decimals, as R's ``format(round(x, d), nsmall = d)``."""
+    return "NaN" if not np.isfinite(x) else fmt(x, f".{decimals}f")
 
 
 def set_display() -> None:

@@ -43,8 +43,9 @@ from formulaic import Formula, model_matrix
 
 from .deviance import CrossProducts
 from .design import (CONTEXT, RANK_TOL, ModelFrame, ReTerm, _check_grouping, _intercept_only,
-                     _intercept_spec, _r_name, _required_columns, _sort_terms)
+                     _intercept_spec, _required_columns, _sort_terms)
 from .formula import ParsedFormula, RandomTerm, parse_formula
+from .names import INTERCEPT, coef_names
 from .lmm import LinearMixedModel
 from .ranef import zb
 
@@ -405,10 +406,10 @@ def _encoding(ddf, parsed: ParsedFormula, needed: list[str], lv: dict, categorie
     terms = []
     for term in parsed.random:
         if _intercept_only(term):
-            columns, tspec = ("(Intercept)",), _intercept_spec()
+            columns, tspec = (INTERCEPT,), _intercept_spec()
         else:
             mm = model_matrix(term.expr, proto, na_action="raise", context=CONTEXT)
-            columns, tspec = tuple(_r_name(c) for c in mm.columns), mm.model_spec
+            columns, tspec = tuple(coef_names(mm.model_spec, proto)), mm.model_spec
         combos = _sorted_levels(lv["groups"][term.factors], ddf._meta)
         terms.append(LevelsTerm(term, columns, _labels(combos), tspec, combos))
     return Encoding(parsed, tuple(needed), categories, spec, _sort_terms(terms))
@@ -437,7 +438,7 @@ def lmer_dask(formula: str, ddf, reml: bool = True, correlation=None, weights=No
         _check_grouping(t.name, t.levels, lv["n"], t.q, t.term)
     XtX, Xty, sums = _map_reduce(ddf, _normal_equations, _sum, enc)
     _check_varying(sums, lv["n"], parsed)
-    names = [_r_name(c) for c in enc.spec.rhs.column_names]
+    names = coef_names(enc.spec.rhs, ddf._meta)
     keep = _drop_aliased_gram(XtX, names)
     enc = Encoding(enc.formula, enc.needed, enc.categories, enc.spec, enc.terms, tuple(keep))
     beta0 = scipy.linalg.solve(XtX[np.ix_(keep, keep)], Xty[keep], assume_a="pos") if keep else None

@@ -32,7 +32,11 @@ def unique_names(names: list[str]) -> list[str]:
 
 
 def varcorr_table(terms, lams, sigma: float, residual: bool = True) -> pd.DataFrame:
-    """As R's ``as.data.frame(VarCorr(m))``: variances, then covariances/correlations."""
+    """As R's ``as.data.frame(VarCorr(m))``: variances, then covariances/correlations.
+
+    ``var1`` and ``var2`` are strings, missing (``<NA>``, R's NA) where R has NA: ``var2`` of a
+    variance, both of the residual.
+    """
     rows = []
     for name, term, lam in zip(unique_names([t.name for t in terms]), terms, lams):
         cov = sigma**2 * lam @ lam.T
@@ -45,7 +49,7 @@ def varcorr_table(terms, lams, sigma: float, residual: bool = True) -> pd.DataFr
     if residual:
         rows.append(("Residual", None, None, sigma**2, sigma))
     out = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
-    return out.astype({"var1": object, "var2": object}).where(out.notna(), None)
+    return out.astype({"var1": "string", "var2": "string"})  # absent names print as <NA>, as R's
 
 
 def split_b(terms, lams, u: np.ndarray) -> list[np.ndarray]:

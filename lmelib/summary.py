@@ -8,14 +8,17 @@ tables a notebook shows.
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from .formatting import fmt, fmt_lik, fmt_p
+from .formatting import FIXEF_CORR_DECIMALS, fmt, fmt_corr, fmt_fixed, fmt_lik, fmt_p
+from .names import abbreviate
 
-__all__ = ["Summary", "lmm_summary", "glmm_summary", "lm_summary", "format_table"]
+__all__ = ["Summary", "html_table", "lmm_summary", "glmm_summary", "lm_summary", "gls_summary", "format_table",
+           "format_varcorr", "format_fixef_correlation", "char_matrix", "named_vector"]
 
 
 @dataclass(frozen=True)
@@ -38,17 +41,65 @@ class Summary:
         return str(self)
 
     def _repr_html_(self) -> str:
+        """The summary for a notebook, narrow enough for the book's content column: text blocks
+        as preformatted text (at most WIDTH characters wide), tables that wrap their headers,
+        notes as paragraphs."""
         parts = [f"<p><b>{html.escape(self.header[0])}</b><br>"
                  + "<br>".join(html.escape(h) for h in self.header[1:]) + "</p>"]
         for title, body in self.sections:
             if title:
                 parts.append(f"<p><i>{html.escape(title)}</i></p>")
             if isinstance(body, pd.DataFrame):
-                parts.append(body.to_html(float_format=fmt, na_rep=""))
+                parts.append(html_table(body.map(_fmt)))
             else:
                 parts.append(f"<pre>{html.escape(str(body))}</pre>")
         parts += [f"<p><b>{html.escape(n)}</b></p>" for n in self.notes]
         return "\n".join(parts)
+
+
+CELL = "padding: 0.15em 0.25em; text-align: right; vertical-align: top"
+LABEL = "padding: 0.15em 0.25em; text-align: left; vertical-align: top; overflow-wrap: break-word"
+
+
+def _breakable(text: str) -> str:
+    """Escaped header text that may break after ``Pr(>`` or ``Pr(>|`` when the table is tight."""
+    return re.sub(r"\((&gt;\|?)", r"(\1<wbr>", html.escape(text))
+
+
+def _header_rows(columns) -> str:
+    """Two header rows: consecutive columns named "<prefix> <suffix>" share one cell for the
+    prefix (``Pr(>Chisq)`` over ``naive``, ``boundary``); other headers span both rows."""
+    parts = [str(c).split(" ", 1) if " " in str(c) else [str(c), ""] for c in columns]
+    top, bottom, j = [], [], 0
+    while j < len(parts):
+        prefix, suffix = parts[j]
+        k = j + 1
+        while suffix and k < len(parts) and parts[k][1] and parts[k][0] == prefix:
+            k += 1
+        if suffix and k - j > 1:
+            top.append(f'<th colspan="{k - j}" style="{CELL}; text-align: center">{_breakable(prefix)}</th>')
+            bottom += [f'<th style="{CELL}">{_breakable(parts[i][1])}</th>' for i in range(j, k)]
+        else:
+            text = "<br>".join(_breakable(w) for w in (prefix, suffix) if w)
+            top.append(f'<th rowspan="2" style="{CELL}">{text}</th>')
+        j = k
+    return (f'<tr><th rowspan="2" style="{LABEL}"></th>{"".join(top)}</tr>'
+            f'<tr>{"".join(bottom)}</tr>')
+
+
+def html_table(cells: pd.DataFrame, wrap=()) -> str:
+    """A table of text cells as compact HTML for the book's content column: headers as
+    :func:`_header_rows` makes them, row labels and the columns named in ``wrap`` wrap at their
+    spaces, other cells (numbers) stay on one line."""
+    def cell(column, v) -> str:
+        nowrap = "" if column in wrap else "; white-space: nowrap"
+        return f'<td style="{CELL}{nowrap}">{html.escape(str(v))}</td>'
+
+    rows = [f'<tr><th style="{LABEL}">{html.escape(str(label))}</th>'
+            + "".join(cell(c, v) for c, v in row.items()) + "</tr>"
+            for label, row in cells.iterrows()]
+    return (f'<table style="border-collapse: collapse; font-size: 0.75em">'
+            f'<thead>{_header_rows(cells.columns)}</thead><tbody>{"".join(rows)}</tbody></table>')
 
 
 def _fmt(v) -> str:
@@ -65,38 +116,106 @@ def format_table(df: pd.DataFrame) -> str:
 
 
 _p_format = fmt_p
+WIDTH = 80  # R's getOption("width"): wider matrices are printed in blocks of columns
+COR_MAX = 12  # lme4's getOption("lme4.summary.cor.max")
 
 
-def _varcorr_table(m) -> pd.DataFrame:
-    vc = m.varcorr
-    rows = []
+def _right(cells: list[str]) -> list[str]:
+    """Cells padded on the left to a common width, as R's format() pads numbers."""
+    width = max((len(c) for c in cells), default=0)
+    return [c.rjust(width) for c in cells]
+
+
+def char_matrix(header: list[str], rows: list[list[str]], rownames: list[str] | None = None,
+                width: int = WIDTH) -> str:
+    """R's ``print(m, quote = FALSE)`` of a character matrix: row names, then each column
+    left-aligned under its header; columns beyond ``width`` characters go to a further block."""
+    rownames = rownames if rownames is not None else [""] * len(rows)
+    w0 = max([len(r) for r in rownames], default=0)
+    widths = [max([len(h)] + [len(r[j]) for r in rows]) for j, h in enumerate(header)]
+    blocks, current, used = [], [], w0
+    for j, w in enumerate(widths):
+        if current and used + 1 + w > width:
+            blocks.append(current)
+            current, used = [], w0
+        current.append(j)
+        used += 1 + w
+    blocks.append(current)
+    lines = []
+    for cols in blocks:
+        lines.append(("".ljust(w0) + "".join(" " + header[j].ljust(widths[j]) for j in cols)).rstrip())
+        for name, row in zip(rownames, rows):
+            lines.append((name.ljust(w0) + "".join(" " + row[j].ljust(widths[j]) for j in cols)).rstrip())
+    return "\n".join(lines)
+
+
+def named_vector(names: list[str], cells: list[str]) -> str:
+    """R's print of a named vector: names over values, every column right-aligned to one width."""
+    width = max(len(c) for c in list(names) + list(cells))
+    return "\n".join(" ".join(c.rjust(width) for c in line) for line in (names, cells))
+
+
+def _quantiles(r: np.ndarray) -> str:
+    q = np.quantile(r, [0, 0.25, 0.5, 0.75, 1.0])
+    return named_vector(["Min", "1Q", "Median", "3Q", "Max"], fmt_fixed(q))
+
+
+def _varcorr_blocks(vc: pd.DataFrame):
+    """Per grouping factor: its name, column names, variances, standard deviations, correlations."""
     for grp, block in vc.groupby("grp", sort=False):
         var = block[block["var2"].isna()]
-        cor = block[block["var2"].notna()]
-        for k, (_, r) in enumerate(var.iterrows()):
-            row = {"Groups": grp if k == 0 else "", "Name": r["var1"] or "",
-                   "Variance": r["vcov"], "Std.Dev.": r["sdcor"]}
-            for _, c in cor[cor["var2"] == r["var1"]].iterrows():
-                row[f"Corr {c['var1']}"] = c["sdcor"]
-            rows.append(row)
-    return pd.DataFrame(rows).set_index("Groups")
+        names = ["" if pd.isna(n) else str(n) for n in var["var1"]]
+        corr = np.eye(len(names))
+        for _, c in block[block["var2"].notna()].iterrows():
+            i, j = names.index(c["var1"]), names.index(c["var2"])
+            corr[i, j] = corr[j, i] = c["sdcor"]
+        yield str(grp), names, var["vcov"].to_numpy(float), var["sdcor"].to_numpy(float), corr
 
 
-def _residual_quantiles(r: np.ndarray) -> pd.DataFrame:
-    q = np.quantile(r, [0, 0.25, 0.5, 0.75, 1.0])
-    return pd.DataFrame([q], columns=["Min", "1Q", "Median", "3Q", "Max"], index=[""])
+def format_varcorr(vc: pd.DataFrame) -> str:
+    """The random-effects block of lme4's summary: Groups, Name, Variance, Std.Dev. and the
+    lower triangle of each term's correlations under Corr; the residual last."""
+    blocks = list(_varcorr_blocks(vc))
+    ncorr = max(len(b[1]) for b in blocks) - 1
+    variances = iter(_right([fmt(v) for b in blocks for v in b[2]]))
+    sds = iter(_right([fmt(v) for b in blocks for v in b[3]]))
+    rows = []
+    for grp, names, _, _, corr in blocks:
+        k = len(names)
+        cells = np.array(_right([fmt_corr(x) for x in corr.ravel()]), dtype=object).reshape(k, k)
+        for i, name in enumerate(names):
+            rows.append([grp if i == 0 else "", name, next(variances), next(sds)]
+                        + [cells[i, j] if j < i else "" for j in range(ncorr)])
+    header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (ncorr - 1) if ncorr else [])
+    return char_matrix(header, rows)
 
 
-def _fixef_correlation(vcov: pd.DataFrame) -> pd.DataFrame | None:
-    if len(vcov) < 2:
+def format_fixef_correlation(vcov: pd.DataFrame) -> str | None:
+    """lme4's "Correlation of Fixed Effects": lower triangle, 3 decimals, rows named by
+    ``abbreviate(names, 11)`` and columns by ``abbreviate(names, 6)``; None for p < 2."""
+    p = len(vcov)
+    if p < 2:
         return None
+    if p > COR_MAX:
+        return (f"Correlation matrix not shown by default, as p = {p} > {COR_MAX}: "
+                "see m.vcov for the covariances of the fixed effects")
     sd = np.sqrt(np.diag(vcov))
     corr = vcov.to_numpy() / np.outer(sd, sd)
-    names = list(vcov.index)
-    short = [n if len(n) <= 6 else n[:6] for n in names]
-    tab = pd.DataFrame(corr, index=names, columns=short).iloc[1:, :-1]
-    mask = np.triu(np.ones(tab.shape, dtype=bool), k=1)
-    return tab.mask(mask).round(3)
+    cells = np.array(_right([fmt_corr(x, FIXEF_CORR_DECIMALS) for x in corr.ravel()]),
+                     dtype=object).reshape(p, p)
+    names = [str(n) for n in vcov.index]
+    rows = [[cells[i, j] if j < i else "" for j in range(p - 1)] for i in range(1, p)]
+    return char_matrix(abbreviate(names, 6)[:-1], rows, abbreviate(names, 11)[1:])
+
+
+def _random_effects(m) -> str:
+    groups = "; ".join(f"{k}, {v}" for k, v in m.ngrps.items())
+    return format_varcorr(m.varcorr) + f"\nNumber of obs: {m.nobs}, groups:  {groups}"
+
+
+def _fit_criteria(m, deviance_label: str, deviance: float) -> str:
+    return named_vector(["AIC", "BIC", "logLik", deviance_label, "df.resid"],
+                        [f"{m.aic:.1f}", f"{m.bic:.1f}", f"{m.loglik:.1f}", f"{deviance:.1f}", str(m.df_resid)])
 
 
 def _data_notes(frame) -> tuple[str, ...]:
@@ -116,17 +235,13 @@ def lmm_summary(m, ddf: str | None = None) -> Summary:
     if m.reml:
         sections.append(("", f"REML criterion at convergence: {fmt_lik(m.objective)}"))
     else:
-        sections.append(("", pd.DataFrame(
-            [[f"{m.aic:.1f}", f"{m.bic:.1f}", f"{m.loglik:.1f}", f"{m.deviance:.1f}", str(m.df_resid)]],
-            columns=["AIC", "BIC", "logLik", "deviance", "df.resid"], index=[""])))
+        sections.append(("", _fit_criteria(m, "deviance", m.deviance)))
     if getattr(m, "errors", None) is not None:  # each residual over its own standard deviation
-        sections.append(("Pearson residuals", _residual_quantiles(m.residuals(type="pearson").dropna().to_numpy())))
+        sections.append(("Pearson residuals", _quantiles(m.residuals(type="pearson").dropna().to_numpy())))
     else:
         title, q = m.scaled_residual_quantiles()
-        sections.append((title, pd.DataFrame([q], columns=["Min", "1Q", "Median", "3Q", "Max"], index=[""])))
-    groups = ", ".join(f"{k}, {v}" for k, v in m.ngrps.items())
-    sections.append(("Random effects", format_table(_varcorr_table(m))
-                     + f"\nNumber of obs: {m.nobs}, groups:  {groups}"))
+        sections.append((title, named_vector(["Min", "1Q", "Median", "3Q", "Max"], fmt_fixed(q))))
+    sections.append(("Random effects", _random_effects(m)))
     if getattr(m, "errors", None) is not None:
         sections.append((f"Error structure: {m.errors.label} (95% Wald intervals)", m.structure_intervals()))
     if ddf is None:
@@ -139,7 +254,7 @@ def lmm_summary(m, ddf: str | None = None) -> Summary:
         sections.append(("Fixed effects", table))
         header[0] += ". t-tests use " + {"Satterthwaite": "Satterthwaite's",
                                          "Kenward-Roger": "Kenward-Roger's"}[ddf] + " method"
-    corr = _fixef_correlation(m.vcov)
+    corr = format_fixef_correlation(m.vcov)
     if corr is not None:
         sections.append(("Correlation of Fixed Effects", corr))
     sections.append(("Optimizer", m.optsum.brief()))
@@ -158,17 +273,14 @@ def glmm_summary(m) -> Summary:
     header = [f"Generalized linear mixed model fit by maximum likelihood ({approx})",
               f"Family: {m.family}", f"Formula: {m.formula}"]
     sections: list[tuple[str, object]] = [
-        ("", pd.DataFrame(
-            [[f"{m.aic:.1f}", f"{m.bic:.1f}", f"{m.loglik:.1f}", f"{-2 * m.loglik:.1f}", str(m.df_resid)]],
-            columns=["AIC", "BIC", "logLik", "-2 log L", "df.resid"], index=[""])),
-        ("Scaled residuals (Pearson)", _residual_quantiles(m.residuals("pearson").dropna().to_numpy())),
+        ("", _fit_criteria(m, "-2 log L", -2 * m.loglik)),
+        ("Scaled residuals (Pearson)", _quantiles(m.residuals("pearson").dropna().to_numpy())),
+        ("Random effects", _random_effects(m)),
     ]
-    groups = ", ".join(f"{k}, {v}" for k, v in m.ngrps.items())
-    sections.append(("Random effects", format_table(_varcorr_table(m)) + f"\nNumber of obs: {m.nobs}, groups:  {groups}"))
     tab = m.coef_table.copy()
     tab["Pr(>|z|)"] = tab["Pr(>|z|)"].map(_p_format)
     sections.append(("Fixed effects", tab))
-    corr = _fixef_correlation(m.vcov)
+    corr = format_fixef_correlation(m.vcov)
     if corr is not None:
         sections.append(("Correlation of Fixed Effects", corr))
     sections.append(("Optimizer", m.optsum.brief()))
@@ -190,8 +302,7 @@ def gls_summary(m) -> Summary:
     tab = m.coef_table.copy()
     tab["Pr(>|t|)"] = tab["Pr(>|t|)"].map(_p_format)
     sections = [
-        ("", pd.DataFrame([[f"{m.aic:.1f}", f"{m.bic:.1f}", f"{m.loglik:.1f}"]],
-                          columns=["AIC", "BIC", "logLik"], index=[""])),
+        ("", named_vector(["AIC", "BIC", "logLik"], [f"{m.aic:.1f}", f"{m.bic:.1f}", f"{m.loglik:.1f}"])),
         (f"Error structure: {m.errors.label} (95% Wald intervals)", m.structure_intervals()),
         ("Coefficients", tab),
         ("", f"Residual standard error: {fmt(m.sigma)}"),
@@ -205,7 +316,7 @@ def lm_summary(m) -> Summary:
     tab = m.coef_table.copy()
     tab["Pr(>|t|)"] = tab["Pr(>|t|)"].map(_p_format)
     sections = [
-        ("Residuals", _residual_quantiles(m.residuals().dropna().to_numpy())),
+        ("Residuals", _quantiles(m.residuals().dropna().to_numpy())),
         ("Coefficients", tab),
         ("", f"Residual standard error: {fmt(m.sigma)} on {m.df_resid} degrees of freedom\n"
              f"Multiple R-squared: {fmt(m.r_squared)}\n"

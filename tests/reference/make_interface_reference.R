@@ -9,6 +9,10 @@ source(file.path("tests", "reference", "common.R"))
 suppressPackageStartupMessages(library(nlme))
 
 FACTORS[["orthodont.csv"]] <- c("Subject", "Sex")
+FACTORS[["contraception.csv"]] <- c("woman", "district", "use", "livch", "urban")
+FACTORS[["grouseticks.csv"]] <- c("INDEX", "BROOD", "YEAR", "LOCATION")
+FACTORS[["epil.csv"]] <- c("trt", "subject")
+FACTORS[["bodyweight.csv"]] <- c("Rat", "Diet")
 
 ## The error message of expr (NULL if none), with its warnings and messages.
 error_of <- function(expr) {
@@ -168,7 +172,98 @@ if (!is.null(const_fit)) {
   errors$constant_response$fixef <- fixef_json(fixef(const_fit))
 }
 
+## ------------------------------------------------------------------ names
+## The names lme4 (lm, nlme's gls) gives the fixed effects, the columns of the
+## random effects and the rows of confint and VarCorr, for formulas on the
+## repository's data sets.  `python` is the text lmelib is given when it differs
+## (Python's ** for R's ^): lmelib must still print R's names.
+
+con <- load_data("contraception.csv")
+con$use01 <- as.integer(con$use == "Y")
+cbpp <- load_data("cbpp.csv")
+names_entry <- function(id, kind, data, formula, d, python = formula, family = NULL, correlation = NULL) {
+  f <- as.formula(formula)
+  m <- suppressWarnings(suppressMessages(switch(kind,
+    lmer = lmer(f, d, REML = FALSE),
+    glmer = glmer(f, d, family = family),
+    lm = lm(f, d),
+    gls = gls(f, d, correlation = eval(parse(text = correlation))))))
+  b <- if (kind %in% c("lmer", "glmer")) fixef(m) else coef(m)
+  out <- list(id = id, kind = kind, data = data, formula = formula, python = python,
+              family = family, correlation = correlation, factors = factor_cols(data), fixef = arr(names(b)),
+              vcov = arr(rownames(vcov(m))))
+  if (kind %in% c("lmer", "glmer")) {
+    vc <- as.data.frame(VarCorr(m))
+    out$varcorr <- list(grp = arr(vc$grp), var1 = arr(vc$var1), var2 = arr(vc$var2))
+    out$ranef <- lapply(ranef(m), function(r) arr(colnames(r)))
+    out$confint_wald <- arr(rownames(confint(m, method = "Wald")))
+    out$coef_table <- arr(rownames(coef(summary(m))))
+  }
+  out
+}
+name_entries <- list(
+  names_entry("contraception_ri", "glmer", "contraception.csv",
+              "use01 ~ age + I(age^2) + urban + livch + (1 | district)", con,
+              python = "use01 ~ age + I(age**2) + urban + livch + (1 | district)", family = "binomial"),
+  names_entry("contraception_interaction_rs", "glmer", "contraception.csv",
+              "use01 ~ age + I(age^2) + urban * livch + (urban | district)", con, family = "binomial"),
+  names_entry("cbpp_period", "glmer", "cbpp.csv",
+              "cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family = "binomial"),
+  names_entry("epil_transforms", "glmer", "epil.csv", "y ~ trt + log(base/4) + log(age) + V4 + (1 | subject)",
+              load_data("epil.csv"), family = "poisson"),
+  names_entry("grouseticks_year", "glmer", "grouseticks.csv", "TICKS ~ YEAR + cHEIGHT + (1 | LOCATION)",
+              load_data("grouseticks.csv"), family = "poisson"),
+  names_entry("jsp_interaction", "lmer", "jsp.csv", "math5 ~ math3 * gender + social + (1 | school)", jsp),
+  names_entry("jsp_no_intercept", "lmer", "jsp.csv", "math5 ~ 0 + gender + gender:math3 + (1 | school)", jsp),
+  names_entry("jsp_poly_factor_slope", "lmer", "jsp.csv", "math5 ~ poly(math3, 2) + gender + (gender | school)", jsp),
+  names_entry("sleepstudy_power", "lmer", "sleepstudy.csv", "Reaction ~ Days + I(Days^2) + (Days | Subject)",
+              sleep, python = "Reaction ~ Days + I(Days**2) + (Days | Subject)"),
+  names_entry("sleepstudy_uncorrelated", "lmer", "sleepstudy.csv", "Reaction ~ Days + (Days || Subject)", sleep),
+  names_entry("orthodont_interaction", "lmer", "orthodont.csv", "distance ~ age * Sex + (age | Subject)", orth),
+  names_entry("bodyweight_diet", "lmer", "bodyweight.csv", "weight ~ Time * Diet + (Time | Rat)",
+              load_data("bodyweight.csv")),
+  names_entry("produc_region", "lmer", "produc.csv", "log(gsp) ~ log(pc) + region + (1 | state)",
+              load_data("produc.csv")),
+  names_entry("jsp_social_lm", "lm", "jsp.csv", "math5 ~ math3 + social", jsp),
+  names_entry("orthodont_gls", "gls", "orthodont.csv", "distance ~ age * Sex", orth,
+              correlation = "corCompSymm(form = ~ 1 | Subject)")
+)
+
+## R's abbreviate(), as lme4's summary uses it for the correlation of the fixed
+## effects (columns minlength 6, rows minlength 11), on every name above and on
+## strings that exercise its rules (spaces, words, duplicates after shortening).
+abbr_names <- unique(c(unlist(lapply(name_entries, function(e) e$fixef)),
+                       "a b c d e", "AbcDef Ghijk", "standLRT:sexM", "sin(2 * pi * Time)",
+                       "cos(2 * pi * Time)", "poly(Days, 2)1", "poly(Days, 2)2", "x", "TimeDay",
+                       "aaaaaaaaaaaaaaa1", "aaaaaaaaaaaaaaa2", "  padded name  "))
+abbreviations <- list(names = arr(abbr_names), minlength6 = arr(abbreviate(abbr_names, 6)),
+                      minlength11 = arr(abbreviate(abbr_names, 11)))
+
+## ---------------------------------------------------------- summary layout
+## lme4's printed summary, line by line, for models whose printed figures
+## lmelib reproduces (REML and ML lmer fits; a glmer, whose layout is compared).
+
+summary_text <- function(m) arr(capture.output(print(summary(m))))
+layouts <- list(
+  list(id = "sleepstudy_rs", kind = "lmer", data = "sleepstudy.csv", formula = "Reaction ~ Days + (Days | Subject)",
+       reml = TRUE, factors = factor_cols("sleepstudy.csv"), text = summary_text(m_sleep)),
+  list(id = "jsp_twelve", kind = "lmer", data = "jsp.csv", formula = "math5 ~ math3 * gender + social + (1 | school)",
+       reml = TRUE, factors = factor_cols("jsp.csv"),
+       text = summary_text(lmer(math5 ~ math3 * gender + social + (1 | school), jsp))),
+  list(id = "orthodont_three_slopes", kind = "lmer", data = "orthodont.csv",
+       formula = "distance ~ age + Sex + (age + I(age^2) | Subject)", reml = FALSE,
+       factors = factor_cols("orthodont.csv"),
+       text = summary_text(suppressWarnings(suppressMessages(
+         lmer(distance ~ age + Sex + (age + I(age^2) | Subject), orth, REML = FALSE))))),
+  list(id = "contraception_rs", kind = "glmer", data = "contraception.csv", family = "binomial",
+       formula = "use01 ~ age + I(age^2) + urban + livch + (urban | district)",
+       factors = factor_cols("contraception.csv"),
+       text = summary_text(suppressWarnings(glmer(use01 ~ age + I(age^2) + urban + livch + (urban | district),
+                                                  con, family = binomial))))
+)
+
 out <- list(generated_by = generated_by(list(nlme = as.character(packageVersion("nlme")))),
             predict = predictions, predict_na_group = na_group, glmer_deviance = deviances,
-            formulas = formulas, poly_newdata = poly_newdata, na_exclude = na_exclude, errors = errors)
+            formulas = formulas, poly_newdata = poly_newdata, na_exclude = na_exclude, errors = errors,
+            names = name_entries, abbreviate = abbreviations, summary_layout = layouts)
 write_json_file(out, file.path(OUT_DIR, "interface_reference.json"))
