@@ -55,9 +55,12 @@ def lambda_of(theta: np.ndarray, ell: int) -> np.ndarray:
     return lam
 
 
-def lambdas_of(theta: np.ndarray, ells: list[int]) -> list[np.ndarray]:
-    """λ of each term from the concatenated θ (the blocks of Λθ, one per term)."""
-    return [lambda_of(theta[s], e) for s, e in zip(theta_slices(ells), ells)]
+def lambdas_of(theta: np.ndarray, ells: list[int], slices: list[slice] | None = None) -> list[np.ndarray]:
+    """λ of each term from the concatenated θ (the blocks of Λθ, one per term).
+
+    ``slices`` are ``theta_slices(ells)``, passed by callers that evaluate the deviance often.
+    """
+    return [lambda_of(theta[s], e) for s, e in zip(slices or theta_slices(ells), ells)]
 
 
 def covariance_of(theta: np.ndarray, ell: int, sigma: float) -> np.ndarray:

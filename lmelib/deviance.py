@@ -287,7 +287,8 @@ class PLSSolution:
     @property
     def ldL2(self) -> float:
         """log |Lθ|² of the random-effects block (eqn. 34)."""
-        d11 = self.L11.diagonal(axis1=1, axis2=2)
+        m, ell = self.L11.shape[:2]
+        d11 = self.L11.reshape(m, ell * ell)[:, :: ell + 1]  # the diagonals, without a copy per level
         return 2.0 * (np.log(d11).sum() + self._log_diag22[: self.q_rest].sum())
 
     @property
@@ -363,12 +364,13 @@ class ProfiledDeviance:
         self.cp = frame.cross_products if cp is None else cp
         ells = [t.ell for t in frame.terms]
         self.theta_slices = tuple(theta_slices(ells))
+        self._ells = ells
         self.lower = np.concatenate([theta_lower(e) for e in ells])
         self.start = np.concatenate([theta_start(e) for e in ells])
 
     def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
         """The ℓ × ℓ factor λ of each term at θ."""
-        return lambdas_of(theta, [t.ell for t in self.frame.terms])
+        return lambdas_of(theta, self._ells, self.theta_slices)
 
     @cached_property
     def _lamR(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.special as sc
 
-from .covariance import lambda_of, lambdas_of
+from .covariance import lambda_of, lambdas_of, theta_slices
 from .deviance import (DENSE_WORK, CrossProducts, PLSSolution, ProfiledDeviance, _chol_and_inverse,
                        _congruence)
 from .design import ModelFrame
@@ -285,6 +285,8 @@ class PIRLS:
         mu0 = np.full(frame.n, 0.5)
         self._const = float(np.sum(fam.loglik(y, mu0, prior_w) - self._kernel(mu0)))
         self._products, self._solvers = {}, {}
+        self._ells = [t.ell for t in frame.terms]
+        self._slices = theta_slices(self._ells)
         self._ones = [[_ones(t.values[:, a]) for a in range(t.ell)] for t in frame.terms]
         self.iterations = 0
 
@@ -304,7 +306,7 @@ class PIRLS:
         return self._products[with_beta], self._solvers[with_beta]
 
     def lambdas(self, theta) -> list[np.ndarray]:
-        return lambdas_of(theta, [t.ell for t in self.frame.terms])
+        return lambdas_of(theta, self._ells, self._slices)
 
     def Zb(self, lams, u) -> np.ndarray:
         """Z Λθ u, term by term from the level codes (b = Λθ u per level)."""
