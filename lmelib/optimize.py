@@ -39,10 +39,6 @@ FD_FLOOR = 0.1
 STEP_TOL = 1e-9
 LOCAL_STEP = 1e-4
 POLISH_MAXIT = 10
-# ... and stops early when every gradient element is within GRAD_NOISE rounding errors of f over
-# its step (|g_i| ≤ GRAD_NOISE ε max(1, |f|) / h_i): such a gradient is rounding, not slope, and
-# further steps only wander (InstEval's deviance, 2.4e5, took 7 steps of 1e-10 that way).
-GRAD_NOISE = 16.0
 # A bounded element within BOUNDARY_ZONE of its bound is put on it when the objective rises by
 # no more than rounding error, BOUNDARY_RTOL × max(1, |f|): at a variance of zero the profiled
 # deviance is flat to first order (it depends on θᵢ²), so 1e-7 and 0 differ by ~1e-14 in f.
@@ -161,7 +157,7 @@ def polish(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray) -> tuple[np
     the particular machine (BLAS kernel, row order).  The polish finds the zero of the
     central-difference gradient instead, a point that does not depend on where it starts: one
     finite-difference Hessian, then chord Newton steps (the same Hessian, a new gradient each
-    step) until a step is below STEP_TOL relative or the gradient is rounding error (GRAD_NOISE).  Far from the zero (a step over LOCAL_STEP
+    step) until a step is below STEP_TOL relative.  Far from the zero (a step over LOCAL_STEP
     relative) a step is halved until the objective does not rise; close to it the steps are
     taken as they come, since there the objective changes by less than its rounding error.
     A polish that ends worse than it started, beyond rounding, is undone.
@@ -177,8 +173,6 @@ def polish(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray) -> tuple[np
         h = _fd_steps(x, lower)
         g, d2 = _gradient(f, x, fx, free, h)
         gnorm = float(np.max(np.abs(g)))
-        if np.all(np.abs(g) <= GRAD_NOISE * np.finfo(float).eps * max(1.0, abs(fx)) / h[free]):
-            break
         if H is None:
             H = _hessian_offdiag(f, x, free, h, d2)
         p = np.zeros_like(x)
