@@ -8,6 +8,9 @@ Each model is fitted once per test session (as MixedModels.jl's modelcache):
 # student's machine does; lmelib itself runs each fit single-threaded (threads.py).
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +22,8 @@ import pytest
 import lmelib
 
 REFERENCE = Path(__file__).parent / "reference"
+ROOT = Path(__file__).resolve().parent.parent
+KERNEL_TESTS = "test_notebook_kernels.py"
 
 
 def openblas_kernels() -> list[str]:
@@ -28,6 +33,37 @@ def openblas_kernels() -> list[str]:
     flags = cpuinfo.read_text() if cpuinfo.exists() else ""
     second = "SkylakeX" if "avx512f" in flags else "Sandybridge"
     return ["Haswell", second] if "avx2" in flags else [second] if "avx" in flags else []
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The tests that wait for the notebook re-runs under other kernels go last, so that the runs
+    overlap with everything else."""
+    items.sort(key=lambda item: item.path.name == KERNEL_TESTS)
+
+
+def _start_nbval(kernel: str, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "OPENBLAS_CORETYPE": kernel}
+    for var in ("OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        env.pop(var, None)
+    with open(log, "w") as out:
+        return subprocess.Popen([sys.executable, "-m", "pytest", "book", "-q", "-p", "no:cacheprovider"],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def notebook_kernel_runs(request, tmp_path_factory):
+    """Strict nbval over book/ under each kernel of ``openblas_kernels()``, one process per kernel,
+    started with the session when tests/test_notebook_kernels.py is selected: {kernel: (process,
+    log)}."""
+    if not any(item.path.name == KERNEL_TESTS for item in request.session.items):
+        yield {}
+        return
+    logs = tmp_path_factory.mktemp("nbval")
+    runs = {k: (_start_nbval(k, logs / f"{k}.log"), logs / f"{k}.log") for k in openblas_kernels()}
+    yield runs
+    for proc, _ in runs.values():
+        if proc.poll() is None:
+            proc.kill()
 
 
 def load_reference(name: str) -> dict:

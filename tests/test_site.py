@@ -23,7 +23,8 @@ into the repository.  The site is served from a local HTTP server on
 * the search page finds "random intercept", and each page shows one search
   box (the sidebar's), not two;
 * the **student edition** (``python -m lmelib.grading student-site``, the README's
-  command for instructors) is built from the same copy: every exercise is
+  command for instructors) is built from a copy of the same sources, at the same
+  time as the normal build: every exercise is
   there, and no solution's text or code is, neither on the pages (checked
   against the normal build, where each solution is present, and against the
   solution cells of the notebooks), nor in its search index, nor in the
@@ -150,19 +151,27 @@ def book_src(tmp_path_factory) -> Path:
     return src
 
 
-def _run_build(cmd: list[str], what: str) -> None:
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    out = res.stdout + res.stderr
+def _start_build(cmd: list[str], log: Path) -> subprocess.Popen:
+    with open(log, "w") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True)
+
+
+def _finish_build(proc: subprocess.Popen, log: Path, what: str) -> None:
+    code = proc.wait(timeout=900)
+    out = log.read_text()
     warnings = [ln for ln in out.splitlines() if "WARNING" in ln or "ERROR" in ln]
-    assert res.returncode == 0, f"{what} failed:\n" + "\n".join(
-        warnings or out.splitlines()[-40:]
-    )
+    assert code == 0, f"{what} failed:\n" + "\n".join(warnings or out.splitlines()[-40:])
 
 
 @pytest.fixture(scope="session")
-def site(book_src) -> Path:
-    """Build the book with the README's command; return the HTML folder."""
-    cmd = [
+def builds(book_src, tmp_path_factory):
+    """Start both builds at once, each a single-process Sphinx run, so that on two cores they
+    take the time of one.  The student edition reads its own copy of the sources."""
+    logs = tmp_path_factory.mktemp("build-logs")
+    student_src = tmp_path_factory.mktemp("book-src-student")
+    shutil.copytree(book_src, student_src, dirs_exist_ok=True)
+    student_out = tmp_path_factory.mktemp("student-edition")
+    book_cmd = [
         sys.executable,
         "-c",
         "from jupyter_book.cli.main import main; main()",
@@ -172,31 +181,43 @@ def site(book_src) -> Path:
         "-n",
         "--keep-going",
     ]
-    _run_build(cmd, "jupyter-book build -W -n --keep-going")
-    html_dir = book_src / "_build" / "html"
-    assert (html_dir / "index.html").is_file()
-    return html_dir
-
-
-@pytest.fixture(scope="session")
-def student_site(site, book_src, tmp_path_factory) -> Path:
-    """Build the student edition with the README's command; return its HTML folder.
-
-    It depends on `site` only so that the two builds run one after the other.
-    """
-    out = tmp_path_factory.mktemp("student-edition")
-    cmd = [
+    student_cmd = [
         sys.executable,
         "-m",
         "lmelib.grading",
         "student-site",
         "--source",
-        str(book_src),
+        str(student_src),
         "--out",
-        str(out),
+        str(student_out),
     ]
-    _run_build(cmd, "python -m lmelib.grading student-site")
-    html_dir = out / "_build" / "html"
+    procs = {
+        "site": (_start_build(book_cmd, logs / "site.log"), logs / "site.log", book_src / "_build"),
+        "student": (_start_build(student_cmd, logs / "student.log"), logs / "student.log",
+                    student_out / "_build"),
+    }
+    yield procs
+    for proc, _, _ in procs.values():
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def site(builds) -> Path:
+    """Build the book with the README's command; return the HTML folder."""
+    proc, log, build_dir = builds["site"]
+    _finish_build(proc, log, "jupyter-book build -W -n --keep-going")
+    html_dir = build_dir / "html"
+    assert (html_dir / "index.html").is_file()
+    return html_dir
+
+
+@pytest.fixture(scope="session")
+def student_site(builds) -> Path:
+    """Build the student edition with the README's command; return its HTML folder."""
+    proc, log, build_dir = builds["student"]
+    _finish_build(proc, log, "python -m lmelib.grading student-site")
+    html_dir = build_dir / "html"
     assert (html_dir / "index.html").is_file()
     return html_dir
 
