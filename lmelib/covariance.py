@@ -14,8 +14,8 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["n_theta", "theta_slices", "theta_lower", "theta_start", "lambda_of", "lambdas_of",
-           "covariance_of"]
+__all__ = ["n_theta", "theta_slices", "theta_lower", "theta_start", "theta_bounds", "lambda_of",
+           "lambdas_of", "covariance_of"]
 
 
 def n_theta(ell: int) -> int:
@@ -46,6 +46,12 @@ def theta_start(ell: int) -> np.ndarray:
     """lme4's starting value: λ = I."""
     rows, cols = _tril_indices(ell)
     return np.where(rows == cols, 1.0, 0.0)
+
+
+def theta_bounds(ells: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """lme4's start (λ = I) and lower bounds of the whole θ, term by term."""
+    return (np.concatenate([theta_start(e) for e in ells]),
+            np.concatenate([theta_lower(e) for e in ells]))
 
 
 def lambda_of(theta: np.ndarray, ell: int) -> np.ndarray:

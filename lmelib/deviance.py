@@ -55,7 +55,7 @@ import scipy.linalg
 import scipy.linalg.lapack
 import scipy.sparse as sp
 
-from .covariance import lambdas_of, theta_lower, theta_slices, theta_start
+from .covariance import lambdas_of, theta_bounds, theta_slices
 from .design import ModelFrame
 
 __all__ = ["CrossProducts", "PLSSolution", "ProfiledDeviance", "objective", "deviance_at_sigma"]
@@ -365,8 +365,7 @@ class ProfiledDeviance:
         ells = [t.ell for t in frame.terms]
         self.theta_slices = tuple(theta_slices(ells))
         self._ells = ells
-        self.lower = np.concatenate([theta_lower(e) for e in ells])
-        self.start = np.concatenate([theta_start(e) for e in ells])
+        self.start, self.lower = theta_bounds(ells)
 
     def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
         """The ℓ × ℓ factor λ of each term at θ."""
