@@ -2,8 +2,8 @@
 
 For a term with ℓ columns (intercept, slopes) the random effects of one level
 have covariance σ² λ λᵀ, where λ is an ℓ × ℓ lower-triangular matrix.  θ lists
-the lower triangle of λ column by column (lme4's ``Lind`` order, JSS eqn. 4:
-b = Λθ u, u ~ N(0, σ² I)); its diagonal elements are bounded below by 0 and the
+the lower triangle of λ column by column (lme4's ``Lind`` order; JSS eqn. 4:
+Σθ = σ² Λθ Λθᵀ, and eqns. 10-11: b = Λθ u, u ~ N(0, σ² I)); its diagonal elements are bounded below by 0 and the
 others are free (lme4's ``lower``).  Λθ itself is block diagonal, one copy of λ
 per level.
 """

@@ -101,7 +101,7 @@ class LinearMixedModel(MixedModel):
     def simulator(self):
         """``draw(rng)``: one response y = Xβ̂ + Zb + ε with new b and ε (unconditional).
 
-        b = σ Λθ u with spherical u ~ N(0, I) (eqn. 4); with an error structure
+        b = σ Λθ u with spherical u ~ N(0, I) (eqns. 10-11); with an error structure
         ε = T⁻¹ e, e ~ N(0, σ² I), so that Var(ε) = R (see simulate.py).
         """
         frame, lambdas, sigma = self.frame, self.lambdas, self.sigma
@@ -188,7 +188,7 @@ class LinearMixedModel(MixedModel):
 
     @property
     def sigma(self) -> float:
-        """Residual standard deviation σ̂ (eqn. 35; n − p in place of n for REML)."""
+        """Residual standard deviation σ̂: σ̂² = r²θ / n (eqn. 33), r²θ / (n − p) for REML (eqn. 40)."""
         dof = self.nobs - self.frame.p if self.reml else self.nobs
         return float(np.sqrt(self.solution.pwrss / dof))
 
