@@ -184,7 +184,7 @@ class GLSModel(FittedModel):
         """Wald intervals for the error structure's parameters (φ, ratios), natural scale."""
         n, p = self.nobs, self.frame.p
         f = lambda psi: _WLS.at(self.frame, self.errors, psi).criterion(n, p, self.reml)
-        return structure_intervals(f, self.optsum.final, self.errors, level)
+        return structure_intervals(f, self.theta, self.psi, self.errors, level)
 
     def acf(self, maxlag: int | None = None) -> pd.Series:
         if self.errors.groups() is None:

@@ -276,7 +276,7 @@ class LinearMixedModel(MixedModel):
         if self.errors is None:
             raise ValueError("this model has no error structure (fit it with correlation= or weights=)")
         return structure_intervals(StructuredDeviance(self.frame, self.reml, self.errors),
-                                   self.optsum.final, self.errors, level)
+                                   self.theta, self.psi, self.errors, level)
 
     def acf(self, maxlag: int | None = None) -> pd.Series:
         """Autocorrelation of the normalized residuals within groups, by lag (nlme's ACF)."""

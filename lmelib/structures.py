@@ -459,21 +459,23 @@ def require_iid_residuals(m, what: str, package: str = "lme4") -> None:
                                   "this model has an error structure (correlation= or weights=)")
 
 
-def structure_intervals(f, x: np.ndarray, errors: ErrorModel, level: float = 0.95) -> pd.DataFrame:
+def structure_intervals(f, theta: np.ndarray, psi: np.ndarray, errors: ErrorModel,
+                        level: float = 0.95) -> pd.DataFrame:
     """Wald intervals for the structure's parameters, on the natural scale (as nlme's ``intervals``).
 
     ``f`` is −2 log L (ML) or the REML criterion as a function of x = (θ, ψ),
-    profiled over β and σ; the last ``len(errors.start)`` elements of x are ψ.
-    The covariance of x̂ is 2 H⁻¹ (H the Hessian of f; the ψ block of the
-    inverse of a profiled Hessian is that of the full one).  Intervals are
-    ψ̂ ± z·se on the unconstrained scale, mapped through the same monotone
-    transforms as the estimates (tanh for φ, exp for ratios).
+    profiled over β and σ (θ empty for a model without random effects), at
+    the estimates ``theta`` and ``psi``.  The covariance of x̂ is 2 H⁻¹ (H the
+    Hessian of f; the ψ block of the inverse of a profiled Hessian is that of
+    the full one).  Intervals are ψ̂ ± z·se on the unconstrained scale, mapped
+    through the same monotone transforms as the estimates (tanh for φ, exp for
+    ratios).
     """
     from scipy.stats import norm
 
-    k = len(errors.start)
-    H = hessian(f, np.asarray(x, float), rel=1e-3, floor=1.0)  # steps well above the noise of f
-    est = errors.natural(x[-k:])
+    k, x = len(psi), np.concatenate([theta, psi]).astype(float)
+    H = hessian(f, x, rel=1e-3, floor=1.0)  # steps well above the noise of f
+    est = errors.natural(psi)
     try:
         V = 2.0 * np.linalg.inv(H)
         se = np.sqrt(np.diag(V)[-k:])
@@ -484,9 +486,9 @@ def structure_intervals(f, x: np.ndarray, errors: ErrorModel, level: float = 0.9
     for j in range(k):
         bounds = []
         for sign in (-1, 1):
-            psi = x[-k:].copy()
-            psi[j] += sign * z * se[j]
-            bounds.append(errors.natural(psi).iloc[j])
+            moved = np.array(psi, dtype=float)
+            moved[j] += sign * z * se[j]
+            bounds.append(errors.natural(moved).iloc[j])
         lower.append(min(bounds)), upper.append(max(bounds))
     return pd.DataFrame({"lower": lower, "est.": est.to_numpy(), "upper": upper}, index=est.index)
 
