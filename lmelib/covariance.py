@@ -2,8 +2,8 @@
 
 For a term with ℓ columns (intercept, slopes) the random effects of one level
 have covariance σ² λ λᵀ, where λ is an ℓ × ℓ lower-triangular matrix.  θ lists
-the lower triangle of λ column by column (lme4's ``Lind`` order, JSS eqn. 4:
-b = Λθ u, u ~ N(0, σ² I)); its diagonal elements are bounded below by 0 and the
+the lower triangle of λ column by column (lme4's ``Lind`` order; JSS eqn. 4:
+Σθ = σ² Λθ Λθᵀ, and eqns. 10-11: b = Λθ u, u ~ N(0, σ² I)); its diagonal elements are bounded below by 0 and the
 others are free (lme4's ``lower``).  Λθ itself is block diagonal, one copy of λ
 per level.
 """
@@ -14,8 +14,8 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["n_theta", "theta_slices", "theta_lower", "theta_start", "lambda_of", "lambdas_of",
-           "covariance_of"]
+__all__ = ["n_theta", "theta_slices", "theta_lower", "theta_start", "theta_bounds", "lambda_of",
+           "lambdas_of", "covariance_of"]
 
 
 def n_theta(ell: int) -> int:
@@ -46,6 +46,12 @@ def theta_start(ell: int) -> np.ndarray:
     """lme4's starting value: λ = I."""
     rows, cols = _tril_indices(ell)
     return np.where(rows == cols, 1.0, 0.0)
+
+
+def theta_bounds(ells: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """lme4's start (λ = I) and lower bounds of the whole θ, term by term."""
+    return (np.concatenate([theta_start(e) for e in ells]),
+            np.concatenate([theta_lower(e) for e in ells]))
 
 
 def lambda_of(theta: np.ndarray, ell: int) -> np.ndarray:

@@ -12,7 +12,8 @@ Satterthwaite (1946), as lmerTest computes it (Kuznetsova et al. 2017):
     where H is the Hessian of the deviance (ML fits) or REML criterion, not
     profiled over σ (Bates et al. 2015, eqns. 31 and 39), at φ̂: A is the
     asymptotic covariance of φ̂.  H and ∂C/∂φ are taken numerically with
-    Richardson extrapolation, exactly as lmerTest does with numDeriv.
+    Richardson extrapolation, exactly as lmerTest does with numDeriv
+    (derivatives.py).
 
 Kenward & Roger (1997), as pbkrtest computes it (Halekoh & Højsgaard 2014),
 REML fits only:
@@ -37,6 +38,7 @@ import numpy as np
 import pandas as pd
 import scipy.linalg
 
+from .derivatives import richardson_hessian, richardson_jacobian
 from .structures import require_iid_residuals
 
 __all__ = [
@@ -48,59 +50,9 @@ __all__ = [
     "coef_table",
     "varpar_deviance",
     "varpar_vcov_beta",
-    "hessian",
-    "jacobian",
 ]
 
 EIGEN_TOL = 1e-8  # lmerTest's tol: Hessian eigenvalues treated as zero
-
-
-# ------------------------------------------- numDeriv's Richardson extrapolation
-
-
-def _steps(x: np.ndarray, d: float, eps: float = 1e-4) -> np.ndarray:
-    """numDeriv's initial steps: relative d, absolute eps where x is (near) zero."""
-    zero_tol = np.sqrt(np.finfo(float).eps / 7e-7)
-    return np.abs(d * x) + eps * (np.abs(x) < zero_tol)
-
-
-def _richardson(a: np.ndarray, r: int = 4) -> np.ndarray:
-    """Extrapolate estimates made with steps h, h/2, h/4, ... (first axis) to step 0."""
-    for m in range(1, r):
-        a = (a[1:] * 4**m - a[:-1]) / (4**m - 1)
-    return a[0]
-
-
-def hessian(f, x: np.ndarray, d: float = 0.1, r: int = 4) -> np.ndarray:
-    """Hessian of a scalar f at x, as ``numDeriv::hessian`` (its genD, Richardson)."""
-    x = np.asarray(x, dtype=float)
-    n, f0, h0, e = len(x), f(x), _steps(x, d), np.eye(len(x))
-    hs = [h0 / 2.0**k for k in range(r)]  # the steps of every coordinate, halved r times
-
-    def second(i: int, j: int, h: np.ndarray) -> float:  # f(x + u) − 2 f(x) + f(x − u)
-        u = h[i] * e[i] + (h[j] * e[j] if j != i else 0)
-        return f(x + u) - 2 * f0 + f(x - u)
-
-    diag = np.array([_richardson(np.array([second(i, i, h) / h[i] ** 2 for h in hs]), r)
-                     for i in range(n)])
-    H = np.diag(diag)
-    for i in range(n):
-        for j in range(i):
-            est = [(second(i, j, h) - diag[i] * h[i] ** 2 - diag[j] * h[j] ** 2) / (2 * h[i] * h[j])
-                   for h in hs]
-            H[i, j] = H[j, i] = _richardson(np.array(est), r)
-    return H
-
-
-def jacobian(f, x: np.ndarray, d: float = 1e-4, r: int = 4) -> np.ndarray:
-    """Derivatives of an array-valued f at x, one per element of x (``numDeriv::jacobian``)."""
-    x = np.asarray(x, dtype=float)
-    h0, e = _steps(x, d), np.eye(len(x))
-    out = []
-    for i in range(len(x)):
-        est = [(f(x + h * e[i]) - f(x - h * e[i])) / (2 * h) for h in h0[i] / 2.0 ** np.arange(r)]
-        out.append(_richardson(np.array(est), r))
-    return np.array(out)
 
 
 # ---------------------------------------------------------------- Satterthwaite
@@ -166,12 +118,12 @@ def satterthwaite(m) -> Satterthwaite:
     """Satterthwaite's approximation for the fit ``m`` (Satterthwaite 1946; Kuznetsova et al. 2017)."""
     require_iid_residuals(m, "Satterthwaite's method", "lmerTest")
     varpar = np.append(m.theta, m.sigma)
-    H = hessian(varpar_deviance(m), varpar)
+    H = richardson_hessian(varpar_deviance(m), varpar)
     values, vectors = np.linalg.eigh(H)
     _warn_eigenvalues(values)
     pos = values > EIGEN_TOL
     A = 2 * (vectors[:, pos] / values[pos]) @ vectors[:, pos].T
-    J = jacobian(varpar_vcov_beta(m), varpar)
+    J = richardson_jacobian(varpar_vcov_beta(m), varpar)
     return Satterthwaite(m.vcov.to_numpy(), A, J, values[::-1])
 
 

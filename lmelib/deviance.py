@@ -7,9 +7,10 @@ and the fixed effects β at once through the Cholesky factor of
     A = ⎢   XᵀZΛ        XᵀX     Xᵀy  ⎥ = L Lᵀ,
         ⎣   yᵀZΛ        yᵀX     yᵀy  ⎦
 
-whose last diagonal element is √r²θ, the penalized residual sum of squares
-(eqn. 21).  Everything in A except Λθ is a cross-product of [Z X y], computed
-once here, so one evaluation does no work proportional to the number of rows.
+(eqn. 18 with y appended), whose last diagonal element is √r²θ, the minimum
+penalized residual sum of squares (eqns. 14 and 19).  Everything in A except
+Λθ is a cross-product of [Z X y], computed once here, so one evaluation does
+no work proportional to the number of rows.
 
 The factor is blocked as in MixedModels.jl: the first random-effects term (the
 one with most levels) gives a block-diagonal block L11 with one small ℓ × ℓ
@@ -24,24 +25,38 @@ A_R1 and L21 are dense when L21 L21ᵀ is cheap to form densely (small models,
 and every single-term model): one evaluation is then a handful of small
 array operations.  Large crossed designs keep them sparse.
 
-Glossary: lmelib's names and the JSS paper's (Bates et al. 2015, section 3)
+Glossary: lmelib's names and the JSS paper's (Bates et al. 2015, section 3;
+equation numbers as the paper numbers them)
 
-    ==========================  =============================================
-    lmelib                      lme4 / the paper
-    ==========================  =============================================
-    ``lambdas(θ)``, λ per term  the blocks of Λθ (lme4 stores Λθᵀ, ``Lambdat``)
-    ``term.codes/values``       Z, one row per observation (lme4: ``Zt`` = Zᵀ)
-    ``CrossProducts`` (A)       ZᵀZ, ZᵀX, Zᵀy, XᵀX, Xᵀy, yᵀy (lme4 forms them
-                                through ``Zt`` and ``X`` at each evaluation)
-    ``L11``, ``L21``, ``L22``   the blocks of Lθ (sparse Cholesky ``L``) with,
-                                in L22's last rows, R_ZXᵀ, R_Xᵀ and r²θ
-    ``PLSSolution.RZX``         R_ZX: Lθ R_ZX = ΛθᵀZᵀX
-    ``PLSSolution.RX``          R_X: R_XᵀR_X = XᵀX − R_ZXᵀR_ZX
-    ``pwrss``                   r²θ, the penalized residual sum of squares
-    ``ldL2``, ``ldRX2``         log|Lθ|², log|R_X|²
-    ``u``, ``b = Λθ u``         spherical and natural random effects
-    ``objective``               the profiled deviance or REML criterion
-    ==========================  =============================================
+    ============================  ===============================================
+    lmelib                        lme4 / the paper
+    ============================  ===============================================
+    ``lambdas(θ)``, λ per term    the blocks of Λθ, eqn. 4 (lme4 stores Λθᵀ as
+                                  ``Lambdat``, filled from θ through ``Lind``)
+    ``term.codes/values``         Z, one row per observation, eqns. 6-7 (lme4
+                                  stores ``Zt`` = Zᵀ, eqn. 8)
+    ``CrossProducts`` (A)         ZᵀZ, ZᵀX, Zᵀy, XᵀX, Xᵀy, yᵀy: lme4pureR's
+                                  ``ZtWX``, ``ZtWy``, ``XtWX``, ... (lme4 forms
+                                  ΛθᵀZᵀ from ``Lambdat`` and ``Zt`` at each
+                                  evaluation)
+    ``ProfiledDeviance.solve``    lme4's ``updateL`` and PLS steps I-II (the
+                                  Cholesky factor Lθ at θ, eqn. 18, and the
+                                  solution of eqns. 48-52)
+    ``L11``, ``L21``, ``L22``     the blocks of Lθ (lme4's sparse Cholesky ``L``)
+                                  with, in L22's last rows, R_ZXᵀ, R_Xᵀ and r²θ
+    ``PLSSolution.RZX``           R_ZX (lme4's ``RZX``): Lθ R_ZX = ΛθᵀZᵀX, eqn. 49
+    ``PLSSolution.RX``            R_X (lme4's ``RX``): R_XᵀR_X = XᵀX − R_ZXᵀR_ZX,
+                                  eqn. 50
+    ``pwrss``                     r²θ, the penalized residual sum of squares at
+                                  its minimum, eqns. 14 and 19 (lme4's ``pwrss``)
+    ``ldL2``, ``ldRX2``           log|Lθ|², log|R_X|² (lme4's ``ldL2``, ``ldRX2``)
+    ``u``, ``b = Λθ u``           spherical and natural random effects, eqns. 10-11
+    ``deviance_at_sigma``         the ML deviance at σ, β profiled, eqn. 31
+    ``objective``                 the profiled deviance, eqn. 34, or REML
+                                  criterion, eqn. 41 (lme4's ``devfun``)
+    ``sigma``²                    σ̂² = r²θ / n, eqn. 33, or r²θ / (n − p) for
+                                  REML, eqn. 40
+    ============================  ===============================================
 """
 
 from __future__ import annotations
@@ -55,7 +70,7 @@ import scipy.linalg
 import scipy.linalg.lapack
 import scipy.sparse as sp
 
-from .covariance import lambdas_of, theta_lower, theta_slices, theta_start
+from .covariance import lambdas_of, theta_bounds, theta_slices
 from .design import ModelFrame
 
 __all__ = ["CrossProducts", "PLSSolution", "ProfiledDeviance", "objective", "deviance_at_sigma"]
@@ -277,7 +292,7 @@ class PLSSolution:
 
     @property
     def pwrss(self) -> float:
-        """Penalized weighted residual sum of squares r²θ (eqn. 21)."""
+        """Penalized weighted residual sum of squares at its minimum, r²θ (eqns. 14 and 19)."""
         return float(self.L22[-1, -1] ** 2)
 
     @cached_property
@@ -299,13 +314,13 @@ class PLSSolution:
 
     @property
     def RX(self) -> np.ndarray:
-        """R_X = L_XXᵀ, with R_Xᵀ R_X the Schur complement behind vcov(β)."""
+        """R_X = L_XXᵀ, with R_Xᵀ R_X the Schur complement behind vcov(β) (eqn. 50)."""
         q = self.q_rest
         return self.L22[q : q + self.p, q : q + self.p].T
 
     @property
     def RZX(self) -> np.ndarray:
-        """R_ZX (q × p), with Lθ R_ZX = ΛθᵀZᵀX: the X rows of L below the random-effects columns."""
+        """R_ZX (q × p), with Lθ R_ZX = ΛθᵀZᵀX (eqn. 49): the X rows of L below the random-effects columns."""
         q, p = self.q_rest, self.p
         L21x = self.L21[q : q + p]
         L21x = L21x.toarray() if sp.issparse(L21x) else np.asarray(L21x)
@@ -313,7 +328,7 @@ class PLSSolution:
 
     @cached_property
     def _solution(self) -> tuple[np.ndarray, np.ndarray]:
-        # back-substitution in Lᵀ [u; β] = (last row of L): eqns. 22-23
+        # back-substitution in Lᵀ [u; β] = (last row of L): β̂ and then u, eqns. 51-52
         L22 = self.L22[:-1, :-1]
         w = scipy.linalg.solve_triangular(L22, self.L22[-1, :-1], lower=True, trans="T", check_finite=False)
         L21 = dense(self.L21)
@@ -365,8 +380,7 @@ class ProfiledDeviance:
         ells = [t.ell for t in frame.terms]
         self.theta_slices = tuple(theta_slices(ells))
         self._ells = ells
-        self.lower = np.concatenate([theta_lower(e) for e in ells])
-        self.start = np.concatenate([theta_start(e) for e in ells])
+        self.start, self.lower = theta_bounds(ells)
 
     def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
         """The ℓ × ℓ factor λ of each term at θ."""

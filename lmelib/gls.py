@@ -25,8 +25,9 @@ from .design import ModelFrame, check_varying_response, model_frame
 from .fitted import FittedModel
 from .deviance import objective
 from .optimize import OptSummary, minimize
-from .structures import ErrorModel, residual_acf, structure_intervals
-from .lmm import _structure_columns, check_reml, check_structures
+from .structures import (ErrorModel, check_structures, residual_acf, structure_columns,
+                         structure_intervals)
+from .lmm import check_reml
 from . import summary as _summary
 from .threads import fit_threads
 
@@ -43,7 +44,7 @@ def gls(formula: str, data: pd.DataFrame, correlation=None, weights=None, reml: 
     check_reml(reml)
     check_structures(correlation, weights)
     frame = model_frame(formula, data, require_random=False, na_action=na_action,
-                        extra_columns=_structure_columns(correlation, weights))
+                        extra_columns=structure_columns(correlation, weights))
     if frame.formula.random:
         raise ValueError("gls() has no random effects; use lmelib.lmer with correlation= / weights=")
     check_varying_response(frame)
@@ -183,7 +184,7 @@ class GLSModel(FittedModel):
         """Wald intervals for the error structure's parameters (φ, ratios), natural scale."""
         n, p = self.nobs, self.frame.p
         f = lambda psi: _WLS.at(self.frame, self.errors, psi).criterion(n, p, self.reml)
-        return structure_intervals(f, self.optsum.final, self.errors, level)
+        return structure_intervals(f, self.theta, self.psi, self.errors, level)
 
     def acf(self, maxlag: int | None = None) -> pd.Series:
         if self.errors.groups() is None:

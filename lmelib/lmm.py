@@ -20,8 +20,10 @@ import scipy.sparse.linalg
 
 from .formatting import fmt_lik
 from .design import ModelFrame, check_varying_response, model_frame
-from .deviance import CrossProducts, PLSSolution, ProfiledDeviance, dense_rows, objective, ols
-from .structures import ErrorModel, residual_acf, structure_intervals
+from .deviance import PLSSolution, ProfiledDeviance, dense_rows, objective
+from .structured import StructuredDeviance, split
+from .structures import (ErrorModel, check_structures, residual_acf, structure_columns,
+                         structure_intervals)
 from .optimize import OptSummary, minimize
 from .ranef import new_codes_values, zb
 from . import summary as _summary
@@ -56,7 +58,7 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, correlation=None,
 
         return lmer_dask(formula, data, reml=reml, correlation=correlation, weights=weights,
                          na_action=na_action)
-    frame = model_frame(formula, data, extra_columns=_structure_columns(correlation, weights),
+    frame = model_frame(formula, data, extra_columns=structure_columns(correlation, weights),
                         na_action=na_action)
     check_varying_response(frame)
     return LinearMixedModel.fit(frame, reml=reml, errors=ErrorModel.of(frame.data, correlation, weights))
@@ -71,26 +73,6 @@ def check_reml(reml) -> None:
     """``reml`` must be True or False (R's REML = TRUE / FALSE), not a string or a number."""
     if not isinstance(reml, (bool, np.bool_)):
         raise TypeError(f"reml must be True or False, not {reml!r} ({type(reml).__name__})")
-
-
-def check_structures(correlation, weights) -> None:
-    """``correlation=`` and ``weights=`` take nlme's structures, not columns or numbers."""
-    for arg, value, examples in (("correlation", correlation, "lmelib.AR1('year', 'firm'), lmelib.CompSymm('g')"),
-                                 ("weights", weights, "lmelib.VarIdent('g'), lmelib.VarPower('x')")):
-        if value is not None and not hasattr(value, "bind"):
-            raise TypeError(f"{arg}= takes an nlme structure such as {examples}, not {value!r}; "
-                            "prior weights given as a column (lme4's weights=) are not supported")
-
-
-def _structure_columns(*structures) -> dict[str, str]:
-    """The data columns an error structure uses, each with where it was named (for a KeyError)."""
-    cols = {}
-    for s in structures:
-        for attr in ("by", "covariate", "time", "group"):
-            value = getattr(s, attr, None)
-            if isinstance(value, str):
-                cols.setdefault(value, f"{type(s).__name__}({attr}=...)")
-    return cols
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,13 +92,8 @@ class LinearMixedModel(MixedModel):
 
     @classmethod
     def _fit(cls, frame: ModelFrame, reml: bool, errors: ErrorModel | None) -> "LinearMixedModel":
-        devfun = ProfiledDeviance(frame, reml)
-        if errors is None:
-            optsum = minimize(devfun, devfun.start, devfun.lower)
-            return cls(frame, bool(reml), optsum, devfun.solve(optsum.final))
-        f = StructuredDeviance(frame, reml, errors)
-        optsum = minimize(f, np.concatenate([devfun.start, errors.start]),
-                          np.concatenate([devfun.lower, np.full(len(errors.start), -np.inf)]))
+        f = ProfiledDeviance(frame, reml) if errors is None else StructuredDeviance(frame, reml, errors)
+        optsum = minimize(f, f.start, f.lower)
         return cls(frame, bool(reml), optsum, f.solve(optsum.final), errors)
 
     # ---------------------------------------------------- simulation (simulate.py)
@@ -124,7 +101,7 @@ class LinearMixedModel(MixedModel):
     def simulator(self):
         """``draw(rng)``: one response y = Xβ̂ + Zb + ε with new b and ε (unconditional).
 
-        b = σ Λθ u with spherical u ~ N(0, I) (eqn. 4); with an error structure
+        b = σ Λθ u with spherical u ~ N(0, I) (eqns. 10-11); with an error structure
         ε = T⁻¹ e, e ~ N(0, σ² I), so that Var(ε) = R (see simulate.py).
         """
         frame, lambdas, sigma = self.frame, self.lambdas, self.sigma
@@ -161,18 +138,18 @@ class LinearMixedModel(MixedModel):
         """The objective as a function of θ, for plots and profiles (R = σ²I models)."""
         if self.errors is not None:
             raise NotImplementedError("devfun is a function of θ alone; with an error structure use "
-                                      "lmelib.lmm.StructuredDeviance(frame, reml, errors), a function of (θ, ψ)")
+                                      "lmelib.structured.StructuredDeviance(frame, reml, errors), a function of (θ, ψ)")
         return ProfiledDeviance(self.frame, self.reml)
 
     # ------------------------------------------------------------ basics
 
     @property
     def theta(self) -> np.ndarray:
-        return self.optsum.final[: len(self.optsum.final) - len(self.psi)]
+        return split(self.optsum.final, self.frame)[0]
 
     @property
     def _theta_lower(self) -> np.ndarray:
-        return self.optsum.lower[: len(self.theta)]
+        return split(self.optsum.lower, self.frame)[0]
 
     @property
     def _pls(self) -> PLSSolution:
@@ -191,7 +168,7 @@ class LinearMixedModel(MixedModel):
     @property
     def psi(self) -> np.ndarray:
         """Unconstrained parameters of the error structure (empty when R = σ²I)."""
-        return np.zeros(0) if self.errors is None else self.optsum.final[-len(self.errors.start):]
+        return split(self.optsum.final, self.frame)[1]
 
     @cached_property
     def _ld_R(self) -> float:
@@ -211,7 +188,7 @@ class LinearMixedModel(MixedModel):
 
     @property
     def sigma(self) -> float:
-        """Residual standard deviation σ̂ (eqn. 35; n − p in place of n for REML)."""
+        """Residual standard deviation σ̂: σ̂² = r²θ / n (eqn. 33), r²θ / (n − p) for REML (eqn. 40)."""
         dof = self.nobs - self.frame.p if self.reml else self.nobs
         return float(np.sqrt(self.solution.pwrss / dof))
 
@@ -299,7 +276,7 @@ class LinearMixedModel(MixedModel):
         if self.errors is None:
             raise ValueError("this model has no error structure (fit it with correlation= or weights=)")
         return structure_intervals(StructuredDeviance(self.frame, self.reml, self.errors),
-                                   self.optsum.final, self.errors, level)
+                                   self.theta, self.psi, self.errors, level)
 
     def acf(self, maxlag: int | None = None) -> pd.Series:
         """Autocorrelation of the normalized residuals within groups, by lag (nlme's ACF)."""
@@ -367,40 +344,3 @@ class LinearMixedModel(MixedModel):
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
-
-
-class StructuredDeviance:
-    """The objective as a function of x = (θ, ψ) for a model with an error structure.
-
-    The rows of [Z X y] are whitened by T(ψ) (structures.py), the mixed-model
-    objective of the whitened data is computed as for R = σ²I, and
-    log |R/σ²| is added (the Jacobian of the whitening).
-    """
-
-    DENSE_ROWS = 4_000_000  # [Z X y] is kept as a dense n × (q + p + 1) array up to this size
-
-    def __init__(self, frame: ModelFrame, reml: bool, errors: ErrorModel):
-        self.frame, self.reml, self.errors = frame, reml, errors
-        self.k = sum(t.ell * (t.ell + 1) // 2 for t in frame.terms)  # length of θ
-        Z = frame.Z
-        # y − Xβ0 in place of y, as CrossProducts.of(center_y=True): same fit, fewer digits lost
-        self._beta0 = ols(frame.X, frame.y) if frame.p else None
-        y0 = frame.y if self._beta0 is None else frame.y - frame.X @ self._beta0
-        self._M = (np.column_stack([Z.toarray(), frame.X, y0])
-                   if frame.n * (Z.shape[1] + frame.p + 1) <= self.DENSE_ROWS else None)
-
-    def _devfun(self, psi) -> tuple[ProfiledDeviance, float]:
-        T, logdet = self.errors.transform(psi)
-        if self._M is None:
-            cp = CrossProducts.of(self.frame, transform=T, center_y=True)
-        else:  # small data: one sparse-times-dense product and one Gram matrix per evaluation
-            TM = T @ self._M
-            cp = CrossProducts.from_gram(self.frame, TM.T @ TM, self._beta0)
-        return ProfiledDeviance(self.frame, self.reml, cp=cp), logdet
-
-    def __call__(self, x: np.ndarray) -> float:
-        f, logdet = self._devfun(x[self.k:])
-        return f(x[: self.k]) + logdet
-
-    def solve(self, x: np.ndarray) -> PLSSolution:
-        return self._devfun(x[self.k:])[0].solve(x[: self.k])

@@ -18,7 +18,11 @@ from typing import Callable
 import nlopt
 import numpy as np
 
-__all__ = ["OptSummary", "minimize", "hessian"]
+# the polish's finite differences (derivatives.py), under the names polish uses;
+# hessian is imported here too for glmm.py, which has not yet moved to derivatives.py
+from .derivatives import central_differences as _gradient, hessian, hessian_offdiagonal as _hessian_offdiag
+
+__all__ = ["OptSummary", "minimize"]
 
 _RESULTS = {
     nlopt.SUCCESS: "success",
@@ -108,39 +112,10 @@ def _settle_boundary(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray) -
     return x, fx, moves
 
 
-def _unit(x: np.ndarray, i: int, h: float) -> np.ndarray:
-    e = np.zeros_like(x)
-    e[i] = h
-    return e
-
-
 def _fd_steps(x: np.ndarray, lower: np.ndarray) -> np.ndarray:
     """Steps FD_REL × max(|x|, FD_FLOOR), shortened to stay inside the bounds."""
     h = FD_REL * np.maximum(np.abs(x), FD_FLOOR)
     return np.where(x - lower < 2 * h, (x - lower) / 2, h)
-
-
-def _gradient(f, x, fx, free, h) -> tuple[np.ndarray, np.ndarray]:
-    """Central-difference gradient on the free elements, and the Hessian's diagonal from the same
-    evaluations."""
-    g, d2 = np.zeros(len(free)), np.zeros(len(free))
-    for a, i in enumerate(free):
-        fp, fm = f(x + _unit(x, i, h[i])), f(x - _unit(x, i, h[i]))
-        g[a] = (fp - fm) / (2 * h[i])
-        d2[a] = (fp - 2 * fx + fm) / h[i] ** 2
-    return g, d2
-
-
-def _hessian_offdiag(f, x, free, h, d2) -> np.ndarray:
-    """The Hessian on the free elements: the given diagonal, the rest by four-point differences."""
-    H = np.diag(d2)
-    for a, i in enumerate(free):
-        for b in range(a + 1, len(free)):
-            j = free[b]
-            ei, ej = _unit(x, i, h[i]), _unit(x, j, h[j])
-            H[a, b] = H[b, a] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej)
-                                 + f(x - ei - ej)) / (4 * h[i] * h[j])
-    return H
 
 
 def _newton_direction(H: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -291,28 +266,3 @@ def minimize(
         polish_steps=steps,
         grad_norm=gnorm,
     )
-
-
-def hessian(f, x, rel=1e-4, floor=1e-2, rise=None) -> np.ndarray:
-    """Central finite-difference Hessian, steps ``rel`` × max(|x|, ``floor``).
-
-    With ``rise`` the steps are scaled to the curvature instead: a pilot pass with those steps
-    estimates the diagonal, then each step is set so that it raises f by about ``rise``
-    (h_i = √(2 rise / f_ii)).  Relative steps are far too short for a coefficient that is small
-    but well determined (a slope on a scale of hundreds): the second differences are then
-    dominated by f's rounding error, and differ from one BLAS kernel or row order to another.
-    """
-    x = np.asarray(x, dtype=float)
-    h, every = rel * np.maximum(np.abs(x), floor), np.arange(len(x))
-    fx = f(x)
-    _, d2 = _gradient(f, x, fx, every, h)
-    if rise is not None:
-        h = _curvature_steps(d2, h, rise)
-        _, d2 = _gradient(f, x, fx, every, h)
-    return _hessian_offdiag(f, x, every, h, d2)
-
-
-def _curvature_steps(d2: np.ndarray, h: np.ndarray, rise: float) -> np.ndarray:
-    """Steps that raise a quadratic with diagonal d2 by ``rise``; the pilot steps where d2 ≤ 0."""
-    scaled = np.sqrt(2.0 * rise / np.where(d2 > 0, d2, 1.0))
-    return np.where(d2 > 0, scaled, h)

@@ -362,7 +362,7 @@ class PIRLS:
         """u alone for one term: ΛᵀZᵀWZΛ + I is block diagonal, one ℓ × ℓ system per level.
 
         L_i = chol(λᵀ A_i λ + I) with A_i = Z_iᵀ W Z_i (Step I of deviance.solve), then
-        L_i c_i = λᵀ Z_iᵀ W z and L_iᵀ u_i = c_i (eqn. 22 without β); r²θ = zᵀWz − ‖c‖².
+        L_i c_i = λᵀ Z_iᵀ W z and L_iᵀ u_i = c_i (eqns. 48 and 52 without β); r²θ = zᵀWz − ‖c‖².
         """
         t = self.frame.terms[0]
         lam = lambda_of(theta, t.ell)

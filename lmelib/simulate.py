@@ -1,7 +1,7 @@
 """Simulating responses from a fitted model, and the parametric bootstrap.
 
 A fitted linear mixed model is a recipe for new data (Bates et al. 2015,
-eqns. 2-4):
+eqns. 2-4, with b = Λθ u as in eqns. 10-11):
 
     u ~ N(0, I_q),   b = σ Λθ u,   ε ~ N(0, σ² I_n),   y = X β + Z b + ε,
 

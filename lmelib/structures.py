@@ -20,7 +20,7 @@ structures: :class:`AR1` (integer times), :class:`CAR1` (continuous times),
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 
 import numpy as np
@@ -28,23 +28,63 @@ import pandas as pd
 import scipy.linalg
 import scipy.sparse as sp
 
-from .optimize import hessian
+from .derivatives import hessian
 
 __all__ = ["VarIdent", "VarPower", "VarExp", "AR1", "CAR1", "CompSymm", "ARMA", "ErrorModel",
-           "structure_intervals", "plot_acf", "require_iid_residuals"]
+           "structure_intervals", "plot_acf", "require_iid_residuals", "structure_columns",
+           "check_structures"]
+
+COLUMN = {"column": True}  # field metadata: this argument names a column of the data
+
+
+def _column_field(**kwargs):
+    """A structure's argument that names a data column (see ``columns``)."""
+    return field(metadata=COLUMN, **kwargs)
+
+
+class _Structure:
+    """What every structure declares: the data columns it reads."""
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """The data columns this structure reads, each with the argument that named it."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("column") and isinstance(value, str):
+                out.setdefault(value, f.name)
+        return out
+
+
+def structure_columns(*structures) -> dict[str, str]:
+    """The data columns the structures read, each with where it was named (for a KeyError)."""
+    cols = {}
+    for s in structures:
+        for column, arg in getattr(s, "columns", {}).items():
+            cols.setdefault(column, f"{type(s).__name__}({arg}=...)")
+    return cols
+
+
+def check_structures(correlation, weights) -> None:
+    """``correlation=`` and ``weights=`` take nlme's structures, not columns or numbers."""
+    for arg, value, examples in (("correlation", correlation, "lmelib.AR1('year', 'firm'), lmelib.CompSymm('g')"),
+                                 ("weights", weights, "lmelib.VarIdent('g'), lmelib.VarPower('x')")):
+        if value is not None and not hasattr(value, "bind"):
+            raise TypeError(f"{arg}= takes an nlme structure such as {examples}, not {value!r}; "
+                            "prior weights given as a column (lme4's weights=) are not supported")
 
 
 # ------------------------------------------------------------- variance functions
 
 
 @dataclass(frozen=True)
-class VarIdent:
+class VarIdent(_Structure):
     """A separate residual standard deviation per level of ``by`` (nlme's varIdent(~ 1 | by)).
 
     Parameters: the ratio of each level's standard deviation to the first level's.
     """
 
-    by: str
+    by: str = _column_field()
 
     def bind(self, data: pd.DataFrame) -> "_BoundVar":
         col = _column(data, self.by, "VarIdent")
@@ -65,10 +105,10 @@ class VarIdent:
 
 
 @dataclass(frozen=True)
-class VarPower:
+class VarPower(_Structure):
     """Standard deviation proportional to |v|^δ for a covariate v (nlme's varPower(form = ~ v))."""
 
-    covariate: str
+    covariate: str = _column_field()
 
     def bind(self, data: pd.DataFrame) -> "_BoundVar":
         v = np.abs(_numeric(data, self.covariate, "VarPower"))
@@ -82,10 +122,10 @@ class VarPower:
 
 
 @dataclass(frozen=True)
-class VarExp:
+class VarExp(_Structure):
     """Standard deviation proportional to exp(δ v) (nlme's varExp(form = ~ v))."""
 
-    covariate: str
+    covariate: str = _column_field()
 
     def bind(self, data: pd.DataFrame) -> "_BoundVar":
         v = _numeric(data, self.covariate, "VarExp")
@@ -107,15 +147,15 @@ class _BoundVar:
 
 
 @dataclass(frozen=True)
-class AR1:
+class AR1(_Structure):
     """First-order autoregressive errors within ``group``, ordered by the integer ``time``.
 
     cor(ε_t, ε_s) = φ^|t − s| (nlme's corAR1(form = ~ time | group)); gaps in
     time are allowed.
     """
 
-    time: str
-    group: str | None = None
+    time: str = _column_field()
+    group: str | None = _column_field(default=None)
     continuous = False
 
     def bind(self, data):
@@ -123,11 +163,11 @@ class AR1:
 
 
 @dataclass(frozen=True)
-class CAR1:
+class CAR1(_Structure):
     """Continuous-time AR(1): cor(ε_t, ε_s) = φ^|t − s| for real times (nlme's corCAR1)."""
 
-    time: str
-    group: str | None = None
+    time: str = _column_field()
+    group: str | None = _column_field(default=None)
     continuous = True
 
     def bind(self, data):
@@ -135,10 +175,10 @@ class CAR1:
 
 
 @dataclass(frozen=True)
-class CompSymm:
+class CompSymm(_Structure):
     """Equal correlation ρ between any two errors of the same group (nlme's corCompSymm)."""
 
-    group: str
+    group: str = _column_field()
 
     def bind(self, data):
         groups = _groups(data, self.group)
@@ -154,15 +194,15 @@ class CompSymm:
 
 
 @dataclass(frozen=True)
-class ARMA:
+class ARMA(_Structure):
     """ARMA(p, q) errors within ``group`` in the order of ``time`` (nlme's corARMA).
 
     Stationarity and invertibility are kept by optimising over partial
     autocorrelations in (−1, 1) (Jones 1980; as nlme does).
     """
 
-    time: str
-    group: str | None = None
+    time: str = _column_field()
+    group: str | None = _column_field(default=None)
     p: int = 1
     q: int = 0
 
@@ -419,21 +459,23 @@ def require_iid_residuals(m, what: str, package: str = "lme4") -> None:
                                   "this model has an error structure (correlation= or weights=)")
 
 
-def structure_intervals(f, x: np.ndarray, errors: ErrorModel, level: float = 0.95) -> pd.DataFrame:
+def structure_intervals(f, theta: np.ndarray, psi: np.ndarray, errors: ErrorModel,
+                        level: float = 0.95) -> pd.DataFrame:
     """Wald intervals for the structure's parameters, on the natural scale (as nlme's ``intervals``).
 
     ``f`` is −2 log L (ML) or the REML criterion as a function of x = (θ, ψ),
-    profiled over β and σ; the last ``len(errors.start)`` elements of x are ψ.
-    The covariance of x̂ is 2 H⁻¹ (H the Hessian of f; the ψ block of the
-    inverse of a profiled Hessian is that of the full one).  Intervals are
-    ψ̂ ± z·se on the unconstrained scale, mapped through the same monotone
-    transforms as the estimates (tanh for φ, exp for ratios).
+    profiled over β and σ (θ empty for a model without random effects), at
+    the estimates ``theta`` and ``psi``.  The covariance of x̂ is 2 H⁻¹ (H the
+    Hessian of f; the ψ block of the inverse of a profiled Hessian is that of
+    the full one).  Intervals are ψ̂ ± z·se on the unconstrained scale, mapped
+    through the same monotone transforms as the estimates (tanh for φ, exp for
+    ratios).
     """
     from scipy.stats import norm
 
-    k = len(errors.start)
-    H = hessian(f, np.asarray(x, float), rel=1e-3, floor=1.0)  # steps well above the noise of f
-    est = errors.natural(x[-k:])
+    k, x = len(psi), np.concatenate([theta, psi]).astype(float)
+    H = hessian(f, x, rel=1e-3, floor=1.0)  # steps well above the noise of f
+    est = errors.natural(psi)
     try:
         V = 2.0 * np.linalg.inv(H)
         se = np.sqrt(np.diag(V)[-k:])
@@ -444,9 +486,9 @@ def structure_intervals(f, x: np.ndarray, errors: ErrorModel, level: float = 0.9
     for j in range(k):
         bounds = []
         for sign in (-1, 1):
-            psi = x[-k:].copy()
-            psi[j] += sign * z * se[j]
-            bounds.append(errors.natural(psi).iloc[j])
+            moved = np.array(psi, dtype=float)
+            moved[j] += sign * z * se[j]
+            bounds.append(errors.natural(moved).iloc[j])
         lower.append(min(bounds)), upper.append(max(bounds))
     return pd.DataFrame({"lower": lower, "est.": est.to_numpy(), "upper": upper}, index=est.index)
 

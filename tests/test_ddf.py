@@ -26,7 +26,7 @@ import pytest
 import scipy.stats
 
 from conftest import as_frame, at_theta, fit_lmer, load_reference
-from lmelib.ddf import coef_table, contest1d, hessian, jacobian, kenward_roger, satterthwaite
+from lmelib.ddf import coef_table, contest1d, kenward_roger, satterthwaite
 
 REF = load_reference("inference_reference.json")
 EXTRA = load_reference("ddf_reference.json")
@@ -114,26 +114,6 @@ def test_satterthwaite_pieces():
     assert s.vcov_varpar.shape == (4, 4) and s.jacobian.shape == (4, 2, 2)
     assert np.all(np.linalg.eigvalsh(s.vcov_varpar) > 0)
     np.testing.assert_allclose(s.jacobian[-1], 2 * m.vcov.to_numpy() / m.sigma, rtol=1e-8)
-
-
-def test_richardson_derivatives():
-    """numDeriv's Richardson extrapolation on a function with known derivatives."""
-    def f(x):
-        return np.exp(x[0]) * np.sin(x[1]) + x[0] ** 2 * x[2] ** 3
-
-    def g(x):
-        return np.array([[x[0] * x[1], np.cos(x[2])], [x[1] ** 3, 1.0]])
-
-    x = np.array([0.3, 1.2, 0.0])  # x[2] = 0: numDeriv's absolute step
-    e0, s1, c1 = np.exp(x[0]), np.sin(x[1]), np.cos(x[1])
-    H = np.array([[e0 * s1 + 2 * x[2] ** 3, e0 * c1, 6 * x[0] * x[2] ** 2],
-                  [e0 * c1, -e0 * s1, 0.0],
-                  [6 * x[0] * x[2] ** 2, 0.0, 6 * x[0] ** 2 * x[2]]])
-    np.testing.assert_allclose(hessian(f, x), H, atol=1e-7)
-    J = jacobian(g, x)
-    np.testing.assert_allclose(J[0], [[x[1], 0], [0, 0]], atol=1e-9)
-    np.testing.assert_allclose(J[1], [[x[0], 0], [3 * x[1] ** 2, 0]], atol=1e-9)
-    np.testing.assert_allclose(J[2], [[0, -np.sin(x[2])], [0, 0]], atol=1e-9)
 
 
 def test_error_structures_refused():
