@@ -65,10 +65,7 @@ import numpy as np
 import pandas as pd
 import scipy.linalg
 
-from .glmm import GeneralizedLinearMixedModel
-from .gls import GLSModel
-from .lm import LinearModel
-from .lmm import LinearMixedModel
+from .fitted import FittedModel
 from .simulate import BootstrapResult, bootstrap, refit as refit_response
 from .summary import html_table
 
@@ -131,8 +128,7 @@ class _Block:
 
 
 def _blocks(m) -> list[_Block]:
-    if isinstance(m, LinearModel):
-        return []
+    """The random-effects terms of a fit (none for lm and gls)."""
     return [_Block(t.grouping_key, t.name, frozenset(t.columns), str(t.term))
             for t in m.frame.terms]
 
@@ -179,7 +175,7 @@ def _describe(change: _Change) -> str:
 
 def _error_parts(m) -> set[str]:
     """The residual error structures of a fit, by nlme label ("corAR1(form = ~ year | firm)")."""
-    errors = getattr(m, "errors", None)
+    errors = m.errors
     return set() if errors is None else {p.label for p in (errors.var, errors.cor) if p is not None}
 
 
@@ -438,22 +434,21 @@ def _model_names(models, model_names) -> list[str]:
 
 def _description(m) -> str:
     """The formula, and the error structure if there is one."""
-    errors = getattr(m, "errors", None)
-    return m.formula if errors is None else f"{m.formula}, {errors.label}"
+    return m.formula if m.errors is None else f"{m.formula}, {m.errors.label}"
 
 
 def _check_models(models) -> None:
     if len(models) < 2:
         raise ValueError("anova compares two or more nested models, e.g. anova(m0, m1)")
     for m in models:
-        if not isinstance(m, (LinearMixedModel, LinearModel, GeneralizedLinearMixedModel, GLSModel)):
+        if not isinstance(m, FittedModel):  # the base of every fit: what anova asks a model
             raise TypeError(f"anova compares models fitted by lmelib.lmer, glmer, gls or lm, "
                             f"got {type(m).__name__}")
 
 
 def _ml_fits(models, names, refit: bool) -> tuple[list, bool]:
     """REML fits refitted by ML (lme4's default); with refit=False, check comparability."""
-    reml = [bool(getattr(m, "reml", False)) for m in models]
+    reml = [bool(m.reml) for m in models]
     if refit:
         return [m.refit(False) if r else m for m, r in zip(models, reml)], any(reml)
     if any(reml) and not all(reml):
@@ -560,11 +555,11 @@ def _notes(comps, fits, table: pd.DataFrame, boundary: bool, nsim: int) -> tuple
     for c, small, large in zip(comps, fits, fits[1:]):
         if c.kind in ("fixed", "none"):
             continue
-        if isinstance(small, LinearMixedModel) and small.singular:
+        if small.singular:
             notes.append(f"{c.smaller} is a singular fit (a variance estimated as 0 or a correlation "
                          "as ±1), so the χ² approximations for tests against it are rough; a "
                          "parametric bootstrap is safer.")
-        if isinstance(large, LinearMixedModel) and large.singular:
+        if large.singular:
             notes.append(f"{c.larger} is a singular fit (a variance estimated as 0 or a correlation "
                          f"as ±1): the data do not support all of the covariance parameters it adds "
                          f"to {c.smaller}, so its variance estimates should not be read as they stand.")

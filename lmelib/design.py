@@ -109,7 +109,7 @@ class ModelFrame:
 
     formula: ParsedFormula
     data: pd.DataFrame  # the complete rows used in the fit
-    y: np.ndarray  # the response minus the formula's offset() terms: what Xβ + Zb explains
+    y: np.ndarray  # what Xβ + Zb explains: the response minus the offset (a GLMM: the response)
     X: np.ndarray
     x_names: tuple[str, ...]
     x_spec: object = field(repr=False)
@@ -121,11 +121,21 @@ class ModelFrame:
     full_index: pd.Index | None = None  # the row labels of the data as given
     used: np.ndarray | None = None  # which of those rows the fit used (complete rows)
     na_action: str = "omit"
-    offset: np.ndarray | None = None  # the sum of the formula's offset() terms, if any
+    offset: np.ndarray | None = None  # the sum of the offset() terms and of offset=, if any
+    weights: np.ndarray | None = None  # prior weights given with weights= (a GLMM's), if any
+    trials: np.ndarray | None = None  # successes + failures of a cbind() response, if any
+    residual: bool = True  # False for a GLMM: y is the response as observed, the offset enters η
 
     @property
     def n(self) -> int:
         return len(self.y)
+
+    @property
+    def prior_weights(self) -> np.ndarray:
+        """A GLMM's prior weights: weights= times the trials of a cbind() response (R's glm), or ones."""
+        if self.trials is None:
+            return np.ones(self.n) if self.weights is None else self.weights
+        return self.trials if self.weights is None else self.weights * self.trials
 
     @property
     def p(self) -> int:
@@ -133,8 +143,8 @@ class ModelFrame:
 
     @property
     def response(self) -> np.ndarray:
-        """The response as in the data (y plus the offset)."""
-        return self.y if self.offset is None else self.y + self.offset
+        """The response as in the data (y plus the offset of a linear model)."""
+        return self.y if self.offset is None or not self.residual else self.y + self.offset
 
     @property
     def eta_offset(self) -> np.ndarray | float:
@@ -211,7 +221,9 @@ class ModelFrame:
 
 
 def _required_columns(parsed: ParsedFormula) -> list[str]:
-    needed = _variables(parsed.fixed_formula, parsed)
+    needed = _variables(parsed.fixed_formula if parsed.cbind is None else parsed.fixed, parsed)
+    for expr in parsed.cbind or ():
+        needed += _variables(f"0 + I({expr})", parsed)
     for term in parsed.random:
         if not _intercept_only(term):
             needed += _variables(term.expr, parsed)
@@ -272,13 +284,17 @@ def _known_name(name: str) -> bool:
     return name in CONTEXT
 
 
-def _complete_rows(data: pd.DataFrame, needed: list[str]) -> tuple[pd.DataFrame, np.ndarray, dict]:
+def _complete_rows(data: pd.DataFrame, needed: list[str],
+                   arrays: dict | None = None) -> tuple[pd.DataFrame, np.ndarray, dict]:
     """Drop rows with a missing value in any column the model uses; count them.
 
+    ``arrays`` are further values by row that the model uses (weights= and
+    offset= given as values), each under the name the count reports.
     Returns the complete rows (renumbered 0..n−1), which rows of ``data`` they
     are, and the number of missing values by column.
     """
     na = {c: pd.isna(data[c].to_numpy()) for c in needed}
+    na.update({name: np.isnan(v) for name, v in (arrays or {}).items() if name not in na})
     keep = np.ones(len(data), dtype=bool)
     for missing in na.values():
         keep &= ~missing
@@ -485,17 +501,49 @@ def _sort_terms(terms: list[ReTerm]) -> tuple[ReTerm, ...]:
 
 
 def model_frame(formula: str, data: pd.DataFrame, *, require_random: bool = True,
-                extra_columns=(), residual: bool = True, na_action: str = "omit") -> ModelFrame:
-    """Parse ``formula`` against ``data`` and build y, X and the random-effects terms.
+                extra_columns=(), residual: bool = True, na_action: str = "omit",
+                weights=None, offset=None) -> ModelFrame:
+    """Parse ``formula`` against ``data`` and build y, X, the random-effects terms and the offset.
 
-    ``extra_columns`` (weights, offsets, the columns of an error structure) are
-    kept in ``frame.data`` and count for the removal of incomplete rows; a
-    mapping ``{column: where it was named}`` (``{"w": "weights="}``) makes a
-    missing column's KeyError say where.  ``residual=False`` (GLMMs) allows as
-    many random effects as observations, as lme4's glmer does.  ``na_action``
+    ``extra_columns`` (the columns of an error structure) are kept in
+    ``frame.data`` and count for the removal of incomplete rows; a mapping
+    ``{column: where it was named}`` makes a missing column's KeyError say
+    where.  ``weights`` and ``offset`` (a GLMM's ``weights=`` and ``offset=``)
+    are column names or values by row: they become ``frame.weights`` and part
+    of ``frame.offset``, as a ``cbind()`` response becomes proportions ``y`` and
+    ``frame.trials``.  ``residual=False`` (GLMMs) keeps y as observed and allows
+    as many random effects as observations, as lme4's glmer does.  ``na_action``
     is R's: ``"omit"`` (fitted values and residuals on the rows used) or
     ``"exclude"`` (padded with NaN to every row of ``data``).
     """
+    parsed = _parse_for_model(formula, require_random, residual, na_action)
+    extra = _check_input_columns(parsed, data, extra_columns)
+    arguments = _argument_values(data, {"weights": weights, "offset": offset})
+    needed = [c for c in _required_columns(parsed) + list(extra) if c in data.columns]
+    full_index = data.index
+    data, used, na_counts = _complete_rows(data, needed, dict(arguments.values()))
+    if len(data) == 0:
+        raise ValueError("no complete rows left after removing rows with missing values")
+    arguments = {arg: _used_values(arg, name, v[used]) for arg, (name, v) in arguments.items()}
+    _check_used_columns(parsed, data, extra)
+    y, trials, rhs = _fixed_part(parsed, data)
+    offset = _total_offset(parsed, data, arguments.get("offset"))
+    names = coef_names(rhs.model_spec, data)
+    X = np.asarray(rhs, dtype=float)
+    _check_finite(X, names, "fixed-effects model matrix")
+    X, keep, dropped = _drop_aliased(X, names)
+    return ModelFrame(
+        formula=parsed, data=data, y=y if offset is None or not residual else y - offset,
+        X=X, x_names=tuple(names[i] for i in keep), x_keep=tuple(keep), x_spec=rhs.model_spec,
+        terms=_sort_terms([_random_term(t, data, residual) for t in parsed.random]),
+        dropped_columns=tuple(dropped), n_dropped_rows=int((~used).sum()), na_counts=na_counts,
+        full_index=full_index, used=used, na_action=na_action,
+        offset=offset, weights=arguments.get("weights"), trials=trials, residual=residual,
+    )
+
+
+def _parse_for_model(formula: str, require_random: bool, residual: bool, na_action: str) -> ParsedFormula:
+    """The parsed formula, checked for the kind of model: random terms, a cbind() response, na_action."""
     if na_action not in NA_ACTIONS:
         raise ValueError(f"na_action must be 'omit' (R's na.omit) or 'exclude' (R's na.exclude), "
                          f"not {na_action!r}")
@@ -505,54 +553,96 @@ def model_frame(formula: str, data: pd.DataFrame, *, require_random: bool = True
             f"formula {formula!r} has no random-effects term such as (1 | group); "
             "for a model without random effects use lmelib.lm"
         )
+    if parsed.cbind is not None and residual:
+        raise ValueError(f"the response {parsed.response} in {formula!r} is a binomial response "
+                         "(successes, failures): fit it with lmelib.glmer")
+    return parsed
+
+
+def _check_input_columns(parsed: ParsedFormula, data: pd.DataFrame, extra_columns) -> dict[str, str]:
+    """KeyErrors for columns missing from the data, naming where they were named; the extra columns."""
     if isinstance(data, pd.DataFrame):
         _check_functions(parsed, data, _required_columns(parsed))
-    check_columns(data, _required_columns(parsed), f"the formula {formula!r}")
+    check_columns(data, _required_columns(parsed), f"the formula {parsed.text!r}")
     extra = extra_columns if isinstance(extra_columns, dict) else dict.fromkeys(extra_columns, "the model")
     for column, where in extra.items():
         check_columns(data, [column], where)
-    needed = [c for c in _required_columns(parsed) + list(extra) if c in data.columns]
-    full_index = data.index
-    data, used, na_counts = _complete_rows(data, needed)
-    if len(data) == 0:
-        raise ValueError("no complete rows left after removing rows with missing values")
+    return extra
+
+
+def _check_used_columns(parsed: ParsedFormula, data: pd.DataFrame, extra: dict[str, str]) -> None:
+    """On the complete rows: a numeric response, and no ±inf in the extra columns."""
     _check_response(data, parsed)
     for column, where in extra.items():
         if pd.api.types.is_numeric_dtype(data[column]):
             _check_finite(data[column].to_numpy(float)[:, None], [column], f"column named in {where}")
-    mm = model_matrix(parsed.fixed_formula, data, na_action="ignore", context=CONTEXT)
-    y = _response(mm.lhs, parsed)
-    offset = offset_values(parsed, data) if parsed.offsets else None
-    names = coef_names(mm.rhs.model_spec, data)
-    X = np.asarray(mm.rhs, dtype=float)
-    _check_finite(X, names, "fixed-effects model matrix")
-    X, keep, dropped = _drop_aliased(X, names)
-    terms = _sort_terms([_random_term(t, data, residual) for t in parsed.random])
-    return ModelFrame(
-        formula=parsed,
-        data=data,
-        y=y if offset is None else y - offset,
-        X=X,
-        x_names=tuple(names[i] for i in keep),
-        x_keep=tuple(keep),
-        x_spec=mm.rhs.model_spec,
-        terms=terms,
-        dropped_columns=tuple(dropped),
-        n_dropped_rows=int((~used).sum()),
-        na_counts=na_counts,
-        full_index=full_index,
-        used=used,
-        na_action=na_action,
-        offset=offset,
-    )
+
+
+def _argument_values(data: pd.DataFrame, arguments: dict) -> dict[str, tuple[str, np.ndarray]]:
+    """``weights=`` and ``offset=`` as ``{argument: (name, values on every row of data)}``.
+
+    A column name is looked up in the data (a KeyError says which argument
+    named it); values must have one per row.  The name is the column's, or the
+    argument's for values given directly: missing values are counted under it.
+    """
+    out = {}
+    for arg, value in arguments.items():
+        if value is None:
+            continue
+        if isinstance(value, str):
+            check_columns(data, [value], f"{arg}=")
+            if not pd.api.types.is_numeric_dtype(data[value]):
+                raise TypeError(f"column {value!r} named in {arg}= must be numeric, "
+                                f"but it has dtype {data[value].dtype}")
+            out[arg] = (value, data[value].to_numpy(dtype=float, na_value=np.nan))
+            continue
+        values = np.asarray(value, dtype=float).ravel()
+        if len(values) != len(data):
+            raise ValueError(f"{arg}= has {len(values)} values for the {len(data)} rows of the data")
+        out[arg] = (arg, values)
+    return out
+
+
+def _used_values(arg: str, name: str, values: np.ndarray) -> np.ndarray:
+    """A weights= or offset= argument on the rows used: ±inf is an error naming it."""
+    _check_finite(values[:, None], [name], f"{arg}= (missing values are dropped, ±inf is not)")
+    return values
+
+
+def _fixed_part(parsed: ParsedFormula, data: pd.DataFrame):
+    """The response y, the trials of a cbind() response (or None), formulaic's fixed-effects matrix.
+
+    ``cbind(s, f)`` gives y = s / (s + f), 0 where s + f = 0, and trials s + f
+    (a binomial proportion and its weights, as R's ``glm``).
+    """
+    if parsed.cbind is None:
+        mm = model_matrix(parsed.fixed_formula, data, na_action="ignore", context=CONTEXT)
+        return _response(mm.lhs, parsed), None, mm.rhs
+    successes, failures = (_expression_values(e, data, e, f"response {parsed.response}") for e in parsed.cbind)
+    trials = successes + failures
+    y = np.where(trials > 0, successes / np.where(trials > 0, trials, 1), 0.0)
+    return y, trials, model_matrix(parsed.fixed, data, na_action="ignore", context=CONTEXT)
+
+
+def _total_offset(parsed: ParsedFormula, data: pd.DataFrame, argument) -> np.ndarray | None:
+    """The formula's offset() terms plus offset= (lme4 adds both), or None without either."""
+    if not parsed.offsets:
+        return argument
+    total = offset_values(parsed, data)
+    return total if argument is None else total + argument
+
+
+def _expression_values(expr: str, data: pd.DataFrame, name: str, what: str) -> np.ndarray:
+    """The values of one expression (``log(size)``) on ``data``; NaN or ±inf is an error naming it."""
+    value = np.asarray(model_matrix(f"0 + I({expr})", data, na_action="ignore", context=CONTEXT),
+                       dtype=float).ravel()
+    _check_finite(value[:, None], [name], what)
+    return value
 
 
 def offset_values(parsed: ParsedFormula, data: pd.DataFrame) -> np.ndarray:
     """The sum of the formula's ``offset(expr)`` terms on ``data``; NaN or ±inf is an error naming the term."""
     total = np.zeros(len(data))
     for expr in parsed.offsets:
-        value = np.asarray(model_matrix(f"0 + I({expr})", data, na_action="ignore", context=CONTEXT),
-                           dtype=float).ravel()
-        _check_finite(value[:, None], [f"offset({expr})"], "offset")
-        total = total + value
+        total = total + _expression_values(expr, data, f"offset({expr})", "offset")
     return total

@@ -16,7 +16,20 @@ SINGULAR_TOL = 1e-4  # lme4's isSingular(tol = 1e-4)
 
 
 class FittedModel:
-    """Shared read-outs; a subclass provides ``frame``, ``loglik``, ``npar`` and ``vcov``."""
+    """Shared read-outs; a subclass provides ``frame``, ``loglik``, ``npar`` and ``vcov``.
+
+    What ``anova`` asks every model (lmer, glmer, gls, lm): ``loglik``, ``npar``,
+    ``aic``, ``bic``, ``nobs``, ``frame``, ``singular``, and from the subclass
+    ``reml`` (with ``refit(reml)`` where it can be True) and ``errors`` (the
+    residual error structure, structures.ErrorModel, or None).  Those two are
+    fields of some subclasses, so the base cannot give them defaults (a
+    dataclass would take a base attribute as its field's default).
+    """
+
+    @property
+    def singular(self) -> bool:
+        """Whether a variance parameter sits on its boundary: never without random effects."""
+        return False
 
     @property
     def formula(self) -> str:

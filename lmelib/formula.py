@@ -14,7 +14,9 @@ lme4's rules (``findbars``, ``expandDoubleVerts``, ``expandSlash``):
 R's arithmetic inside a function call is R's: ``I(x^2)`` and ``log(x^2)`` square
 x (Python's ``^`` is exclusive or), while ``(a + b)^2`` outside any call stays
 formula crossing.  ``offset(expr)`` terms are taken out of the fixed part and
-kept in ``ParsedFormula.offsets``.
+kept in ``ParsedFormula.offsets``; a binomial response written as lme4's
+``cbind(successes, failures)`` is kept in ``ParsedFormula.cbind``.  The model
+frame (design.py) evaluates both on the data.
 """
 
 from __future__ import annotations
@@ -45,13 +47,19 @@ class RandomTerm:
 
 @dataclass(frozen=True)
 class ParsedFormula:
-    """A formula split into its fixed part and its random-effects terms."""
+    """A formula split into response, fixed part, random-effects terms and offsets.
+
+    ``offsets`` are the expressions inside the ``offset(...)`` terms; ``cbind``
+    is ``(successes, failures)`` for lme4's two-column binomial response
+    ``cbind(s, f) ~ ...`` (``response`` is then the text ``"cbind(s, f)"``).
+    """
 
     text: str
     response: str
     fixed: str
     random: tuple[RandomTerm, ...]
     offsets: tuple[str, ...] = ()
+    cbind: tuple[str, str] | None = None
 
     @property
     def fixed_formula(self) -> str:
@@ -176,6 +184,17 @@ def _offset_expr(op: str, piece: str, formula: str) -> str | None:
     return piece[len("offset("):-1].strip()
 
 
+def _cbind_parts(response: str, formula: str) -> tuple[str, str] | None:
+    """``"cbind(s, n - s)"`` -> ``("s", "n - s")``; None for any other response."""
+    if not (response.startswith("cbind(") and response.endswith(")")):
+        return None
+    parts = [piece for _, piece in _split_top_level(response[len("cbind("):-1], ",")]
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"cbind() in {formula!r} takes two columns or expressions: "
+                         "cbind(successes, failures)")
+    return parts[0], parts[1]
+
+
 _DOTTED_CALL = re.compile(r"(?<![\w.`])([A-Za-z][\w]*\.[\w.]+)\s*\(")
 
 
@@ -195,7 +214,7 @@ def _check_fixed_part(fixed: str, formula: str) -> None:
 
 
 def parse_formula(formula: str) -> ParsedFormula:
-    """Split an lme4 formula into response, fixed part, offsets and random-effects terms."""
+    """Split an lme4 formula into response (or cbind() counts), fixed part, offsets and random-effects terms."""
     if not isinstance(formula, str) or formula.count("~") != 1:
         raise ValueError(f"a formula needs exactly one '~' between response and terms, got {formula!r}")
     response, rhs = (s.strip() for s in r_arithmetic(formula).split("~"))
@@ -227,4 +246,5 @@ def parse_formula(formula: str) -> ParsedFormula:
             random.extend(RandomTerm(e, factors, ":".join(factors)) for e in exprs)
     fixed_rhs = " ".join(fixed).lstrip("+ ").strip() or "1"
     _check_fixed_part(fixed_rhs, formula)
-    return ParsedFormula(formula, response, fixed_rhs, tuple(random), tuple(offsets))
+    return ParsedFormula(formula, response, fixed_rhs, tuple(random), tuple(offsets),
+                         _cbind_parts(response, formula))

@@ -29,8 +29,7 @@ from .formatting import fmt_lik
 from .covariance import theta_lower, theta_start
 from .deviance import PLSSolution, dense_rows
 from .pirls import PIRLS, Mode, agq_correction
-from .design import CONTEXT, ModelFrame, _check_finite, check_columns, model_frame
-from .formula import _split_top_level, r_arithmetic
+from .design import ModelFrame, model_frame
 from .lmm import is_dask_frame
 from .family import Family, family as make_family
 from .optimize import OptSummary, hessian, minimize
@@ -63,8 +62,8 @@ def _as_numeric_binary(y: pd.Series, name: str) -> pd.Series:
     return y
 
 
-def _binomial_response(y: pd.Series, weights: np.ndarray, name: str) -> np.ndarray:
-    v = y.to_numpy(dtype=float)
+def _binomial_response(y: np.ndarray, weights: np.ndarray, name: str) -> np.ndarray:
+    v = np.asarray(y, dtype=float)
     bad = (v < 0) | (v > 1)
     if bad.any():
         raise ValueError(f"binomial response {name!r} must lie in [0, 1] (a 0/1 outcome or a proportion "
@@ -78,35 +77,13 @@ def _binomial_response(y: pd.Series, weights: np.ndarray, name: str) -> np.ndarr
     return v
 
 
-def _poisson_response(y: pd.Series, name: str) -> np.ndarray:
-    v = y.to_numpy(dtype=float)
+def _poisson_response(y: np.ndarray, name: str) -> np.ndarray:
+    v = np.asarray(y, dtype=float)
     bad = (v < 0) | (np.abs(v - np.round(v)) > 1e-9)
     if bad.any():
         raise ValueError(f"Poisson response {name!r} must be non-negative whole counts; "
                          f"row {int(np.flatnonzero(bad)[0])} has {v[bad][0]:g}")
     return v
-
-
-def _offset_terms(formula: str) -> tuple[str, list[str]]:
-    """Take lme4's ``offset(expr)`` terms out of the formula: (formula without them, [expr, ...])."""
-    lhs, rhs = formula.split("~", 1)
-    kept, offsets = [], []
-    for op, piece in _split_top_level(rhs, "+-"):
-        if piece.startswith("offset(") and piece.endswith(")") and op == "+":
-            offsets.append(piece[7:-1])
-        elif piece:
-            kept.append(f"{op} {piece}")
-    return f"{lhs.strip()} ~ {' '.join(kept).lstrip('+ ') or '1'}", offsets
-
-
-def _cbind(formula: str) -> tuple[str, tuple[str, str] | None]:
-    """``cbind(s, f) ~ ...`` -> a proportion response, as lme4's two-column binomial response."""
-    lhs, rhs = formula.split("~", 1)
-    lhs = lhs.strip()
-    if not (lhs.startswith("cbind(") and lhs.endswith(")")):
-        return formula, None
-    succ, fail = (s.strip() for s in lhs[6:-1].split(",", 1))
-    return f"_cbind_prop ~ {rhs.strip()}", (succ, fail)
 
 
 # ------------------------------------------------------------------ fit
@@ -132,67 +109,11 @@ def glmer(formula: str, data: pd.DataFrame, family: str = "binomial", link: str 
             "formed in one pass.  Fit a sample or an aggregate (e.g. binomial counts per group and "
             "covariate pattern, with weights=) with glmer on a pandas DataFrame instead.")
     fam = make_family(family, link)
-    formula_in, in_formula_offsets = _offset_terms(formula)
-    formula_in, cb = _cbind(formula_in)
-    _check_named_columns(data, formula, cb, weights, offset)
-    data = data.copy()
-    if in_formula_offsets:
-        total = _formula_offset(formula, data, check=True)
-        offset = total if offset is None else total + (data[offset] if isinstance(offset, str) else np.asarray(offset, float))
-    if cb is not None:
-        succ, fail = (data.eval(s) for s in cb)
-        data["_cbind_prop"] = np.where(succ + fail > 0, succ / (succ + fail).where(succ + fail > 0, 1), 0.0)
-        data["_cbind_n"] = succ + fail
-        weights = "_cbind_n"
-    for name, val in (("_weights", weights), ("_offset", offset)):
-        if val is not None:
-            data[name] = data[val] if isinstance(val, str) else np.asarray(val, dtype=float)
-    extra = [c for c, v in (("_weights", weights), ("_offset", offset)) if v is not None]
-    response = formula_in.split("~", 1)[0].strip()
-    if fam.name == "binomial" and response in data.columns:
-        data[response] = _as_numeric_binary(data[response], response)
-    frame = model_frame(formula_in, data, extra_columns=extra, residual=False, na_action=na_action)
-    return GeneralizedLinearMixedModel.fit(frame, fam, nagq, formula, response_column(frame))
-
-
-def _check_named_columns(data: pd.DataFrame, formula: str, cb, weights, offset) -> None:
-    """A missing column of cbind(), weights= or offset= gets the formula's KeyError wording;
-    ±inf in weights= or offset= is an error naming it."""
-    from formulaic import Formula
-    if cb is not None:
-        needed = [v for side in cb for v in Formula(f"0 + I({side})").required_variables]
-        check_columns(data, sorted(set(needed)), f"the formula {formula!r}")
-    for arg, value in (("weights", weights), ("offset", offset)):
-        if isinstance(value, str):
-            check_columns(data, [value], f"{arg}=")
-        if value is not None:
-            values = np.asarray(data[value] if isinstance(value, str) else value, dtype=float).reshape(-1, 1)
-            _check_finite(np.where(np.isnan(values), 0.0, values), [value if isinstance(value, str) else arg],
-                          f"{arg}= (missing values are dropped, ±inf is not)")
-
-
-def _formula_offset(formula: str, data: pd.DataFrame, check: bool = False) -> np.ndarray | float:
-    """The sum of the formula's ``offset(expr)`` terms evaluated on ``data`` (0 without any).
-
-    ``check``: an offset that a transformation makes NaN or ±inf where the data
-    are complete (``log(0)``) is an error naming the term, as R's.
-    """
-    from formulaic import Formula, model_matrix
-    total = 0.0
-    for e in _offset_terms(formula)[1]:
-        expr = f"0 + I({r_arithmetic(e)})"
-        value = np.asarray(model_matrix(expr, data, context=CONTEXT, na_action="ignore"), float).ravel()
-        if check:  # rows with a missing value are dropped later, as everywhere
-            used = [c for c in Formula(expr).required_variables if c in data.columns]
-            complete = data[used].notna().all(axis=1).to_numpy()
-            _check_finite(value[complete, None], [f"offset({e})"], "offset")
-        total = total + value
-    return total
-
-
-def response_column(frame: ModelFrame) -> pd.Series:
-    name = frame.formula.response
-    return frame.data[name] if name in frame.data.columns else pd.Series(frame.y)
+    response = formula.split("~", 1)[0].strip() if isinstance(formula, str) else None
+    if fam.name == "binomial" and response in getattr(data, "columns", ()):
+        data = data.assign(**{response: _as_numeric_binary(data[response], response)})
+    frame = model_frame(formula, data, residual=False, na_action=na_action, weights=weights, offset=offset)
+    return GeneralizedLinearMixedModel.fit(frame, fam, nagq)
 
 
 def _check_nagq(frame: ModelFrame, nagq: int) -> None:
@@ -210,7 +131,6 @@ class GeneralizedLinearMixedModel(MixedModel):
     frame: ModelFrame
     family: Family
     nagq: int
-    formula_text: str  # as the user wrote it (cbind(), offset()); frame.formula is what was fitted
     y: np.ndarray
     prior_weights: np.ndarray
     offset: np.ndarray
@@ -219,26 +139,20 @@ class GeneralizedLinearMixedModel(MixedModel):
     pirls_iterations: int = 0  # inner PIRLS steps over the whole fit
 
     @classmethod
-    def fit(cls, frame, fam: Family, nagq: int, formula: str, response: pd.Series):
+    def fit(cls, frame, fam: Family, nagq: int):
         _check_nagq(frame, nagq)
-        data = frame.data
-        pw = data["_weights"].to_numpy(float) if "_weights" in data else np.ones(frame.n)
-        off = data["_offset"].to_numpy(float) if "_offset" in data else np.zeros(frame.n)
+        pw, off = frame.prior_weights, (np.zeros(frame.n) if frame.offset is None else frame.offset)
         name = frame.formula.response
-        y = (_binomial_response(response, pw, name) if fam.name == "binomial"
-             else _poisson_response(response, name))
+        y = (_binomial_response(frame.y, pw, name) if fam.name == "binomial"
+             else _poisson_response(frame.y, name))
         pirls = PIRLS(frame, fam, y, pw, off)
         with fit_threads(dense_rows(frame)):
             optsum, mode = _optimize(pirls, frame, nagq)
-        m = cls(frame, fam, nagq, formula, y, pw, off, optsum, mode, pirls.iterations)
+        m = cls(frame, fam, nagq, y, pw, off, optsum, mode, pirls.iterations)
         m._warn_if_degenerate()
         return m
 
     # ------------------------------------------------------------ basics
-
-    @property
-    def formula(self) -> str:
-        return self.formula_text
 
     def simulator(self):
         """``draw(rng)`` for a GLMM: new b, η = offset + Xβ̂ + Zb, μ = g⁻¹(η), y from the family.
@@ -264,8 +178,7 @@ class GeneralizedLinearMixedModel(MixedModel):
 
     def refit_response(self, y: np.ndarray) -> "GeneralizedLinearMixedModel":
         """The same model fitted to the response ``y`` (proportions for binomial counts)."""
-        frame = dataclasses.replace(self.frame, y=y - self.frame.eta_offset)
-        return type(self).fit(frame, self.family, self.nagq, self.formula, pd.Series(y))
+        return type(self).fit(dataclasses.replace(self.frame, y=np.asarray(y, dtype=float)), self.family, self.nagq)
 
     @property
     def _pls(self) -> PLSSolution:
@@ -280,6 +193,7 @@ class GeneralizedLinearMixedModel(MixedModel):
         return self.mode.beta
 
     _residual_row = False  # no σ in a GLMM's varcorr
+    errors = None  # no residual error structure
 
     @property
     def theta(self) -> np.ndarray:
@@ -413,7 +327,7 @@ class GeneralizedLinearMixedModel(MixedModel):
 
     def _new_eta(self, newdata: pd.DataFrame, re: bool, offset) -> np.ndarray:
         """Xβ̂ (+ Zb̂) + offsets for new data."""
-        eta = self.frame.new_X(newdata) @ self.mode.beta + _formula_offset(self.formula, newdata)
+        eta = self.frame.new_X(newdata) @ self.mode.beta + self.frame.new_offset(newdata)
         if offset is not None:
             eta = eta + np.asarray(newdata[offset] if isinstance(offset, str) else offset, dtype=float)
         if re:

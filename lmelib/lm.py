@@ -45,6 +45,9 @@ class LinearModel(FittedModel):
     beta: np.ndarray
     rss: float
 
+    reml = False  # least squares is maximum likelihood (anova compares it with ML fits)
+    errors = None  # no residual error structure
+
     def simulator(self):
         """``draw(rng)``: a new response Xβ̂ + ε, ε ~ N(0, σ̂² I) (R's ``simulate.lm``)."""
         mu = self.frame.X @ self.beta + self.frame.eta_offset

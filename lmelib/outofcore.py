@@ -340,6 +340,9 @@ class DaskModelFrame:
 def _check_formula(parsed: ParsedFormula, formula: str) -> None:
     if not parsed.random:
         raise ValueError(f"formula {formula!r} has no random-effects term such as (1 | group)")
+    if parsed.cbind is not None:
+        raise ValueError(f"the response {parsed.response} in {formula!r} is a binomial response "
+                         "(successes, failures): fit it with lmelib.glmer")
     if parsed.offsets:
         raise NotImplementedError(
             f"offset() terms in {formula!r} are not available out of core yet; subtract the offset "

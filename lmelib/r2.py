@@ -101,7 +101,5 @@ def _null_model(m):
     """The GLMM refitted with its random effects and an intercept only (insight's ``null_model``)."""
     frame = m.frame
     bars = " + ".join(f"({t.term.expr} | {':'.join(t.term.factors)})" for t in frame.terms)
-    data = frame.data
-    return glmer(f"{frame.formula.response} ~ 1 + {bars}", data, family=m.family.name,
-                 link=m.family.link.name, weights="_weights" if "_weights" in data else None,
-                 offset="_offset" if "_offset" in data else None, nagq=m.nagq)
+    return glmer(f"{frame.formula.response} ~ 1 + {bars}", frame.data, family=m.family.name,
+                 link=m.family.link.name, weights=frame.weights, offset=frame.offset, nagq=m.nagq)

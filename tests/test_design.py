@@ -125,3 +125,97 @@ def test_z_is_sparse_with_one_entry_per_row_and_column_of_a_term(jsp):
     assert Z.nnz == 2 * 887
     fitted = m.frame.X @ m.fixef.to_numpy() + Z @ np.concatenate([b.ravel() for b in m._b])
     np.testing.assert_allclose(fitted, m.fitted(), rtol=1e-12)
+
+
+# ------------------------------------------ offsets, weights and cbind() counts in the frame
+
+
+@pytest.fixture(scope="module")
+def cbpp():
+    return lmelib.datasets.load_cbpp()
+
+
+def test_cbind_response_becomes_proportions_and_trials(cbpp):
+    frame = model_frame("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, residual=False)
+    size, incidence = cbpp["size"].to_numpy(float), cbpp["incidence"].to_numpy(float)
+    np.testing.assert_array_equal(frame.trials, size)
+    np.testing.assert_array_equal(frame.y, incidence / size)
+    np.testing.assert_array_equal(frame.prior_weights, size)
+    assert frame.weights is None and frame.offset is None
+    assert list(frame.data.columns) == list(cbpp.columns)  # no columns added to the data
+
+
+def test_zero_trials_give_proportion_zero(cbpp):
+    data = cbpp.assign(incidence=cbpp["incidence"].where(cbpp.index != 0, 0),
+                       size=cbpp["size"].where(cbpp.index != 0, 0))
+    frame = model_frame("cbind(incidence, size - incidence) ~ period + (1 | herd)", data, residual=False)
+    assert frame.y[0] == 0.0 and frame.trials[0] == 0.0
+
+
+def test_weights_and_offset_arguments_by_name_or_values(cbpp):
+    lsize = np.log(cbpp["size"].to_numpy(float))
+    by_name = model_frame("incidence ~ period + (1 | herd)", cbpp.assign(ls=lsize, w=2.0), residual=False,
+                          weights="w", offset="ls")
+    by_value = model_frame("incidence ~ period + (1 | herd)", cbpp, residual=False,
+                           weights=np.full(len(cbpp), 2.0), offset=lsize)
+    for frame in (by_name, by_value):
+        np.testing.assert_array_equal(frame.offset, lsize)
+        np.testing.assert_array_equal(frame.weights, 2.0)
+        np.testing.assert_array_equal(frame.y, cbpp["incidence"])  # a GLMM's y is the response itself
+        np.testing.assert_array_equal(frame.response, cbpp["incidence"])
+
+
+def test_formula_offset_and_offset_argument_add(cbpp):
+    frame = model_frame("incidence ~ period + offset(log(size)) + (1 | herd)", cbpp, residual=False,
+                        offset=np.ones(len(cbpp)))
+    np.testing.assert_allclose(frame.offset, np.log(cbpp["size"]) + 1.0, rtol=1e-15)
+
+
+def test_weights_times_trials_are_the_prior_weights(cbpp):
+    frame = model_frame("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, residual=False,
+                        weights=np.full(len(cbpp), 3.0))
+    np.testing.assert_array_equal(frame.prior_weights, 3.0 * cbpp["size"])  # as R's glm
+
+
+def test_linear_frame_subtracts_the_offset(sleep):
+    frame = model_frame("Reaction ~ Days + offset(2 * Days) + (1 | Subject)", sleep)
+    np.testing.assert_allclose(frame.y, sleep["Reaction"] - 2 * sleep["Days"], rtol=1e-15)
+    np.testing.assert_allclose(frame.response, sleep["Reaction"], rtol=1e-14)
+
+
+def test_missing_weights_offset_and_counts_are_dropped_and_counted_by_column(cbpp):
+    data = cbpp.assign(w=1.0, ls=np.log(cbpp["size"]))
+    data.loc[[1, 2], "w"] = np.nan
+    data.loc[[2, 5], "ls"] = np.nan
+    data["size"] = data["size"].astype(float)
+    data.loc[9, "size"] = np.nan
+    with pytest.warns(UserWarning, match=r"4 of 56 rows dropped for missing values \(size: 1, w: 2, ls: 2\)"):
+        frame = model_frame("cbind(incidence, size - incidence) ~ period + (1 | herd)", data, residual=False,
+                            weights="w", offset="ls")
+    assert frame.n == 52 and frame.n_dropped_rows == 4
+    assert frame.na_counts == {"size": 1, "w": 2, "ls": 2}
+
+
+def test_missing_values_given_as_values_are_counted_under_the_argument(cbpp):
+    w = np.ones(len(cbpp))
+    w[[0, 3]] = np.nan
+    with pytest.warns(UserWarning, match=r"2 of 56 rows dropped for missing values \(weights: 2\)"):
+        frame = model_frame("incidence ~ period + (1 | herd)", cbpp, residual=False, weights=w)
+    assert frame.n == 54 and len(frame.weights) == 54
+
+
+@pytest.mark.parametrize("kwargs, exc, message", [
+    ({"weights": np.ones(3)}, ValueError, r"weights= has 3 values for the 56 rows of the data"),
+    ({"offset": "nope"}, KeyError, r"column 'nope' named in offset= is not in the data"),
+    ({"weights": "herd"}, TypeError, r"column 'herd' named in weights= must be numeric"),
+])
+def test_bad_weights_or_offset_are_named(cbpp, kwargs, exc, message):
+    with pytest.raises(exc, match=message):
+        model_frame("incidence ~ period + (1 | herd)", cbpp, residual=False, **kwargs)
+
+
+def test_cbind_response_needs_glmer(cbpp):
+    with pytest.raises(ValueError, match=r"cbind\(incidence, size - incidence\) .* fit it with lmelib.glmer"):
+        lmelib.lmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp)
+    with pytest.raises(KeyError, match="column 'sz' named in the formula"):
+        lmelib.glmer("cbind(incidence, sz - incidence) ~ period + (1 | herd)", cbpp)

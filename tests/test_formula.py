@@ -49,3 +49,29 @@ def test_response_and_fixed_formula():
 def test_bad_formulas(formula, message):
     with pytest.raises(ValueError, match=message):
         parse_formula(formula)
+
+
+# formula, response, cbind parts, offsets: what the parser returns besides the terms
+PARTS = [
+    ("y ~ x + (1 | g)", "y", None, ()),
+    ("cbind(s, f) ~ x + (1 | g)", "cbind(s, f)", ("s", "f"), ()),
+    ("cbind(k, n - k) ~ x + (1 | g)", "cbind(k, n - k)", ("k", "n - k"), ()),
+    ("cbind(pmax(k, 0), n - pmax(k, 0)) ~ 1 + (1 | g)", "cbind(pmax(k, 0), n - pmax(k, 0))",
+     ("pmax(k, 0)", "n - pmax(k, 0)"), ()),
+    ("y ~ x + offset(log(n)) + (1 | g)", "y", None, ("log(n)",)),
+    ("y ~ offset(a) + x + offset(2 * b) + (1 | g)", "y", None, ("a", "2 * b")),
+    ("cbind(s, f) ~ x + offset(o) + (1 | g)", "cbind(s, f)", ("s", "f"), ("o",)),
+]
+
+
+@pytest.mark.parametrize("formula, response, cbind, offsets", PARTS)
+def test_response_cbind_and_offsets(formula, response, cbind, offsets):
+    parsed = parse_formula(formula)
+    assert (parsed.response, parsed.cbind, parsed.offsets) == (response, cbind, offsets)
+    assert "offset" not in parsed.fixed and "cbind" not in parsed.fixed
+
+
+@pytest.mark.parametrize("formula", ["cbind(s) ~ x", "cbind(s, f, g) ~ x", "cbind(s, ) ~ x"])
+def test_cbind_takes_two_parts(formula):
+    with pytest.raises(ValueError, match=r"cbind\(\) in .* takes two columns or expressions"):
+        parse_formula(formula)

@@ -73,3 +73,13 @@ def test_separation_warns():
     data = pd.DataFrame({"y": y, "x": x, "g": g})
     with pytest.warns(RuntimeWarning, match="numerically 0 or 1"):
         lmelib.glmer("y ~ x + (1 | g)", data, family="binomial")
+
+
+def test_weights_multiply_the_trials_of_cbind(cbpp):
+    """R's binomial family: with cbind(s, f), prior weights are weights × (s + f); weights 2 are
+    the same data as counts doubled."""
+    a = lmelib.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp,
+                     weights=np.full(len(cbpp), 2.0))
+    b = lmelib.glmer("cbind(2 * incidence, 2 * (size - incidence)) ~ period + (1 | herd)", cbpp)
+    assert a.objective == pytest.approx(b.objective, rel=1e-10)
+    np.testing.assert_allclose(a.prior_weights, 2 * cbpp["size"])

@@ -18,7 +18,7 @@ import lmelib.pirls
 from lmelib.deviance import CrossProducts, ProfiledDeviance, dense
 from lmelib.design import model_frame
 from lmelib.family import family
-from lmelib.glmm import GeneralizedLinearMixedModel, response_column
+from lmelib.glmm import GeneralizedLinearMixedModel
 from lmelib.pirls import PIRLS, WeightedProducts
 
 
@@ -96,7 +96,7 @@ def test_a_glmm_fit_constructs_no_sparse_matrix(name, nagq, sparse_constructions
     formula, data, fam = MODELS[name]
     frame = model_frame(formula, _data(data), residual=False)  # the model frame may; the fit not
     sparse_constructions["n"] = 0
-    m = GeneralizedLinearMixedModel.fit(frame, family(fam), nagq, formula, response_column(frame))
+    m = GeneralizedLinearMixedModel.fit(frame, family(fam), nagq)
     assert m.pirls_iterations > m.optsum.feval  # the loop did run: at least one step per evaluation
     assert sparse_constructions["n"] == 0, f"{sparse_constructions['n']} sparse constructions during the fit"
 

@@ -17,6 +17,7 @@ import json
 import queue
 import tempfile
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from functools import partial
 from pathlib import Path
 
 from . import grader
@@ -68,6 +69,15 @@ def _as_keys(keys: dict) -> tuple[dict[str, dict], str | None]:
     if "questions" in keys:
         return {keys["chapter"]: keys}, keys["chapter"]
     return dict(keys), None
+
+
+def _check_feedback_stems(subs: list[tuple[str, Path]]) -> None:
+    """Two students whose feedback files would have the same name: an error naming both."""
+    stems: dict[str, str] = {}
+    for student, _ in subs:
+        if stems.setdefault(feedback_stem(student), student) != student:
+            raise RuntimeError(f"students {student!r} and {stems[feedback_stem(student)]!r} would "
+                               "share a feedback file; rename one")
 
 
 class _Batch:
@@ -125,20 +135,10 @@ class _Batch:
 
     def plan(self, subs: list[tuple[str, Path]], regrade: bool) -> list[tuple[str, Path]]:
         """The submissions to grade; rows still valid are kept."""
-        stems: dict[str, str] = {}
-        for student, _ in subs:
-            if stems.setdefault(feedback_stem(student), student) != student:
-                raise RuntimeError(f"students {student!r} and {stems[feedback_stem(student)]!r} would "
-                                   "share a feedback file; rename one")
+        _check_feedback_stems(subs)
         existing, forged = self.book.load_existing(keep=not regrade)
         names = {s for s, _ in subs}
-        for student in forged:
-            note = ("This submission's gradebook row had been changed by something other than the "
-                    "grader (its signature did not match), so it was graded again.")
-            if student in names:
-                self.pending_notes.setdefault(student, []).append(note)
-            self.log(f"{student}: gradebook row not written by the grader: "
-                     + ("graded again" if student in names else "dropped (see the .bak copy)"))
+        self.note_forged(forged, names)
         todo = []
         for student, path in subs:
             old = existing.get(student)
@@ -154,6 +154,16 @@ class _Batch:
             self.log(f"{len(subs) - len(todo)} submission(s) already in {self.book.path.name}; "
                      f"grading {len(todo)}")
         return todo
+
+    def note_forged(self, forged, names: set[str]) -> None:
+        """Rows whose signature did not match: graded again (with a note) or dropped."""
+        for student in forged:
+            note = ("This submission's gradebook row had been changed by something other than the "
+                    "grader (its signature did not match), so it was graded again.")
+            if student in names:
+                self.pending_notes.setdefault(student, []).append(note)
+            self.log(f"{student}: gradebook row not written by the grader: "
+                     + ("graded again" if student in names else "dropped (see the .bak copy)"))
 
     # -- writing
 
@@ -204,37 +214,67 @@ class _Batch:
 
     def run(self, todo: list[tuple[str, Path]], jobs: int, task) -> None:
         """Grade ``todo`` with ``task(student, path, slot)``, ``jobs`` at a time."""
-        slots: queue.Queue = queue.Queue()
-        for i in range(max(jobs, 1)):
-            slots.put(i)
-
-        def in_slot(student: str, path: Path) -> dict:
-            slot = slots.get()
-            try:
-                return task(student, path, slot)
-            finally:
-                slots.put(slot)
-
+        slots = _Slots(jobs, task)
         if jobs <= 1:
             for student, path in todo:
                 self.in_progress(student, path)
-                self.finish(student, in_slot(student, path), [student])
+                self.finish(student, slots.grade(student, path), [student])
             return
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            pending: dict = {}
-            todo = list(todo)
-            while todo or pending:
-                while todo and len(pending) < jobs:
-                    student, path = todo.pop(0)
-                    self.check_tampering(list(pending.values()))  # before the gradebook is rewritten
-                    self.in_progress(student, path)
-                    pending[pool.submit(in_slot, student, path)] = student
-                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            self._run_parallel(list(todo), jobs, pool, slots)
+
+    def _run_parallel(self, todo: list[tuple[str, Path]], jobs: int, pool, slots: "_Slots") -> None:
+        """Keep ``jobs`` submissions running; finish each as it completes."""
+        pending: dict = {}
+        while todo or pending:
+            while todo and len(pending) < jobs:
+                student, path = todo.pop(0)
+                self.check_tampering(list(pending.values()))  # before the gradebook is rewritten
+                self.in_progress(student, path)
+                pending[pool.submit(slots.grade, student, path)] = student
+            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            running = list(pending.values())
+            for fut in done:
+                student = pending.pop(fut)
+                self.finish(student, fut.result(), running)
                 running = list(pending.values())
-                for fut in done:
-                    student = pending.pop(fut)
-                    self.finish(student, fut.result(), running)
-                    running = list(pending.values())
+
+
+class _Slots:
+    """The sandbox slots 0 .. jobs − 1: each submission runs in a slot no other one holds."""
+
+    def __init__(self, jobs: int, task):
+        self.task, self.free = task, queue.Queue()
+        for i in range(max(jobs, 1)):
+            self.free.put(i)
+
+    def grade(self, student: str, path: Path) -> dict:
+        slot = self.free.get()
+        try:
+            return self.task(student, path, slot)
+        finally:
+            self.free.put(slot)
+
+
+def _choose_keys(keys: dict, chapter: str | None) -> tuple[dict[str, dict], str | None]:
+    """The answer keys by chapter, and the chapter forced on every submission (if any)."""
+    keys, forced = _as_keys(keys)
+    if chapter is None:
+        return keys, forced
+    if chapter not in keys:
+        raise ValueError(f"no answer key for chapter {chapter!r} (keys: {', '.join(sorted(keys))})")
+    return keys, chapter
+
+
+def _grade_one(student: str, path: Path, slot: int, *, keys: dict, forced: str | None, lib: Path,
+               sandbox, timeout: float, cell_timeout: float) -> dict:
+    """One submission's report; a grader bug becomes that submission's failure, not the batch's."""
+    sub = inspect_submission(student, path, keys, forced)
+    try:
+        return grader.grade_submission(sub, lib=lib, sandbox=sandbox, timeout=timeout,
+                                       cell_timeout=cell_timeout, slot=slot)
+    except Exception as exc:  # noqa: BLE001 - a grader bug must not stop the batch
+        return grade_failure(sub, exc, sandbox)
 
 
 def grade_batch(submissions: Path, keys: dict, gradebook: Path, *, chapter: str | None = None,
@@ -250,31 +290,18 @@ def grade_batch(submissions: Path, keys: dict, gradebook: Path, *, chapter: str 
     it), a :class:`Sandbox`, or None to grade without one (every row is
     marked ``unsandboxed``).
     """
-    keys, forced = _as_keys(keys)
-    if chapter is not None:
-        if chapter not in keys:
-            raise ValueError(f"no answer key for chapter {chapter!r} (keys: {', '.join(sorted(keys))})")
-        forced = chapter
+    keys, forced = _choose_keys(keys, chapter)
     gradebook = Path(gradebook).resolve()
     feedback_dir = Path(feedback_dir).resolve() if feedback_dir else gradebook.with_name(
         gradebook.stem + "_feedback")
     with tempfile.TemporaryDirectory(prefix="lmelib-grading-lib-") as tmp:
         lib = lib or staged_lmelib(Path(tmp) / "lib")
-        if sandbox == "auto":
-            sandbox = find_sandbox(lib)
+        sandbox = find_sandbox(lib) if sandbox == "auto" else sandbox
         batch = _Batch(keys, forced, gradebook, feedback_dir, sandbox, list(key_files), log)
         batch.check_hidden([gradebook.parent, feedback_dir, Path(submissions).resolve(),
                             *[Path(p).resolve() for p in key_files]])
         todo = batch.plan(find_submissions(Path(submissions)), regrade)
-
-        def task(student: str, path: Path, slot: int) -> dict:
-            sub = inspect_submission(student, path, keys, forced)
-            try:
-                return grader.grade_submission(sub, lib=lib, sandbox=sandbox, timeout=timeout,
-                                               cell_timeout=cell_timeout, slot=slot)
-            except Exception as exc:  # noqa: BLE001 - a grader bug must not stop the batch
-                return grade_failure(sub, exc, sandbox)
-
-        batch.run(todo, jobs, task)
+        batch.run(todo, jobs, partial(_grade_one, keys=keys, forced=forced, lib=lib, sandbox=sandbox,
+                                      timeout=timeout, cell_timeout=cell_timeout))
     batch.book.flush()
     return batch.reports
