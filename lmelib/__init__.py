@@ -7,14 +7,14 @@
 Modules, one per concept: ``formula`` (lme4 formula syntax), ``design``
 (y, X and the Z terms), ``covariance`` (θ and Λθ), ``deviance`` (the profiled
 deviance as a pure function of θ), ``optimize`` (BOBYQA and its record),
-``lmm`` (``lmer`` and the fitted model), ``lm`` (least squares baselines),
+``entry`` (``lmer``: data in memory or on Dask), ``lmm`` (the fitted model), ``lm`` (least squares baselines),
 ``summary`` (printed output), ``anova`` (likelihood-ratio tests with
 boundary-corrected p-values), ``simulate`` (simulation and the parametric
 bootstrap), ``r2`` (Nakagawa and Schielzeth's R²), ``prediction`` (confidence and
 prediction intervals), ``profile`` and ``confint`` (likelihood profiles and confidence
 intervals), ``ddf`` (Satterthwaite and Kenward-Roger t tests), ``glmm`` and ``family`` (GLMMs), ``structures`` and ``gls``
-(residual error structures), ``outofcore`` (``lmer`` on a Dask DataFrame, imported
-only when one is passed, so lmelib works without dask) and ``datasets`` (the course's data).
+(residual error structures), ``outofcore`` (``lmer`` on a Dask DataFrame; dask
+is imported only when one is passed, so lmelib works without dask) and ``datasets`` (the course's data).
 """
 
 from . import datasets, formatting
@@ -30,7 +30,8 @@ from .gls import GLSModel, gls
 from .lm import LinearModel, lm
 from .structures import AR1, ARMA, CAR1, CompSymm, VarExp, VarIdent, VarPower, plot_acf
 from .glmm import GeneralizedLinearMixedModel, glmer
-from .lmm import LinearMixedModel, lmer
+from .entry import lmer
+from .lmm import LinearMixedModel
 from .r2 import r2
 
 __all__ = [

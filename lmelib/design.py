@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from formulaic import Formula, model_matrix
 from formulaic.transforms.contrasts import C
 
+from .deviance import CrossProducts
 from .formula import ParsedFormula, RandomTerm, parse_formula
 from .names import INTERCEPT, coef_names
 from .newdata import encode_newdata, match_levels
@@ -191,8 +192,6 @@ class ModelFrame:
     def cross_products(self):
         """The θ-independent cross-products of [Z X y] (deviance.CrossProducts, y centred on X),
         formed once per frame and shared by every fit of it (REML and ML)."""
-        from .deviance import CrossProducts
-
         return CrossProducts.of(self, center_y=True)
 
     def fixed_outside(self, other) -> list[str]:

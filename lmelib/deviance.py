@@ -64,6 +64,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.linalg
@@ -71,7 +72,9 @@ import scipy.linalg.lapack
 import scipy.sparse as sp
 
 from .covariance import lambdas_of, theta_bounds, theta_slices
-from .design import ModelFrame
+
+if TYPE_CHECKING:  # for annotations only: design.py imports this module
+    from .design import ModelFrame
 
 __all__ = ["CrossProducts", "PLSSolution", "ProfiledDeviance", "objective", "deviance_at_sigma"]
 

@@ -30,7 +30,7 @@ from .covariance import theta_lower, theta_start
 from .deviance import PLSSolution, dense_rows
 from .pirls import PIRLS, Mode, agq_correction
 from .design import ModelFrame, model_frame
-from .lmm import is_dask_frame
+from .entry import is_dask_frame
 from .family import Family, family as make_family
 from .optimize import OptSummary, hessian, minimize
 from .ranef import new_codes_values, zb

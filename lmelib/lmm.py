@@ -1,4 +1,4 @@
-"""Linear mixed models: ``lmer(formula, data, reml=True)`` and its fitted result.
+"""Linear mixed models: the fitted result of ``lmer(formula, data, reml=True)`` (entry.py).
 
 The fit is lme4's (Bates et al. 2015): minimise the profiled deviance or REML
 criterion over θ (deviance.py, optimize.py), then read β, σ, the conditional
@@ -19,11 +19,10 @@ import scipy.sparse
 import scipy.sparse.linalg
 
 from .formatting import fmt_lik
-from .design import ModelFrame, check_varying_response, model_frame
+from .design import ModelFrame
 from .deviance import PLSSolution, ProfiledDeviance, dense_rows, objective
 from .structured import StructuredDeviance, split
-from .structures import (ErrorModel, check_structures, residual_acf, structure_columns,
-                         structure_intervals)
+from .structures import ErrorModel, residual_acf, structure_intervals
 from .optimize import OptSummary, minimize
 from .ranef import new_codes_values, zb
 from . import summary as _summary
@@ -34,39 +33,8 @@ from .prediction import predict_interval
 from .profile import profile
 from .threads import fit_threads
 
-__all__ = ["LinearMixedModel", "lmer"]
+__all__ = ["LinearMixedModel", "check_reml"]
 
-
-
-def lmer(formula: str, data: pd.DataFrame, reml: bool = True, correlation=None,
-         weights=None, na_action: str = "omit") -> "LinearMixedModel":
-    """Fit a linear mixed model by REML (default) or maximum likelihood.
-
-    ``formula`` is written as in lme4, e.g. ``"math5 ~ math3 + (math3 | school)"``;
-    see :mod:`lmelib.formula` for the random-effects syntax.  ``correlation``
-    (e.g. ``lmelib.AR1(time="year", group="firm")``) and ``weights`` (a variance
-    function, e.g. ``lmelib.VarIdent("region")``) give the residuals nlme's
-    error structures; see :mod:`lmelib.structures`.  Rows with missing values
-    are dropped; ``fitted()`` and ``residuals()`` are indexed by the rows used
-    (``na_action="omit"``) or padded with NaN to every row of ``data``
-    (``"exclude"``, R's na.exclude).
-    """
-    check_reml(reml)
-    check_structures(correlation, weights)
-    if is_dask_frame(data):  # out of core: lmelib.outofcore imports dask only when it is used
-        from .outofcore import lmer_dask
-
-        return lmer_dask(formula, data, reml=reml, correlation=correlation, weights=weights,
-                         na_action=na_action)
-    frame = model_frame(formula, data, extra_columns=structure_columns(correlation, weights),
-                        na_action=na_action)
-    check_varying_response(frame)
-    return LinearMixedModel.fit(frame, reml=reml, errors=ErrorModel.of(frame.data, correlation, weights))
-
-
-def is_dask_frame(data) -> bool:
-    """Whether ``data`` is a Dask DataFrame (checked without importing dask)."""
-    return type(data).__module__.split(".")[0] == "dask"
 
 
 def check_reml(reml) -> None:

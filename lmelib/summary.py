@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .ddf import coef_table
 from .formatting import FIXEF_CORR_DECIMALS, fmt, fmt_corr, fmt_fixed, fmt_lik, fmt_p
 from .names import abbreviate
 
@@ -247,8 +248,6 @@ def lmm_summary(m, ddf: str | None = None) -> Summary:
     if ddf is None:
         sections.append(("Fixed effects", m.coef_table))
     else:
-        from .ddf import coef_table
-
         table = coef_table(m, ddf)
         table["Pr(>|t|)"] = table["Pr(>|t|)"].map(_p_format)
         sections.append(("Fixed effects", table))
