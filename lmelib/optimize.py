@@ -31,14 +31,19 @@ _RESULTS = {
 }
 
 
-# The polish after BOBYQA (see ``polish``): finite-difference steps FD_REL × max(|x|, FD_FLOOR),
-# Newton steps until a step is below STEP_TOL relative, at most POLISH_MAXIT of them; steps
-# below LOCAL_STEP relative are taken without a line search.
+# The polish after BOBYQA (see ``polish``): three-point differences with steps
+# FD_REL × max(|x|, FD_FLOOR) for the Hessian and the first step, five-point ones with steps
+# FD_WIDE times longer for the steps after it; steps below LOCAL_STEP relative are taken without
+# a line search; at most POLISH_MAXIT steps.  The polish stops when the distance left to the zero
+# of the gradient, predicted from the contraction rate of the chord iteration, is below STEP_TOL
+# relative; a rate above SLOW_RATE is not trusted.
 FD_REL = 2e-4
 FD_FLOOR = 0.1
 STEP_TOL = 1e-9
 LOCAL_STEP = 1e-4
 POLISH_MAXIT = 10
+SLOW_RATE = 0.5
+FD_WIDE = 10.0
 # A bounded element within BOUNDARY_ZONE of its bound is put on it when the objective rises by
 # no more than rounding error, BOUNDARY_RTOL × max(1, |f|): at a variance of zero the profiled
 # deviance is flat to first order (it depends on θᵢ²), so 1e-7 and 0 differ by ~1e-14 in f.
@@ -120,26 +125,39 @@ def _fd_steps(x: np.ndarray, lower: np.ndarray) -> np.ndarray:
     return np.where(x - lower < 2 * h, (x - lower) / 2, h)
 
 
-def _gradient(f, x, fx, free, h) -> tuple[np.ndarray, np.ndarray]:
+def _gradient(f, x, fx, free, h, wide=False) -> tuple[np.ndarray, np.ndarray]:
     """Central-difference gradient on the free elements, and the Hessian's diagonal from the same
-    evaluations."""
+    evaluations: three-point, or with ``wide`` five-point (error O(h⁴), so that steps FD_WIDE
+    times longer cut the rounding error in the gradient as many times)."""
     g, d2 = np.zeros(len(free)), np.zeros(len(free))
     for a, i in enumerate(free):
         fp, fm = f(x + _unit(x, i, h[i])), f(x - _unit(x, i, h[i]))
-        g[a] = (fp - fm) / (2 * h[i])
-        d2[a] = (fp - 2 * fx + fm) / h[i] ** 2
+        if wide:
+            fpp, fmm = f(x + _unit(x, i, 2 * h[i])), f(x - _unit(x, i, 2 * h[i]))
+            g[a] = (8 * (fp - fm) - (fpp - fmm)) / (12 * h[i])
+            d2[a] = (16 * (fp + fm) - (fpp + fmm) - 30 * fx) / (12 * h[i] ** 2)
+        else:
+            g[a] = (fp - fm) / (2 * h[i])
+            d2[a] = (fp - 2 * fx + fm) / h[i] ** 2
     return g, d2
 
 
-def _hessian_offdiag(f, x, free, h, d2) -> np.ndarray:
-    """The Hessian on the free elements: the given diagonal, the rest by four-point differences."""
+def _hessian_offdiag(f, x, free, h, d2, fx=None) -> np.ndarray:
+    """The Hessian on the free elements: the given diagonal, the rest by four-point differences,
+    or, given f(x) = ``fx``, by two evaluations per pair that reuse the diagonal's,
+    Hᵢⱼ = [f(x+eᵢ+eⱼ) + f(x−eᵢ−eⱼ) − f(x+eᵢ) − f(x−eᵢ) − f(x+eⱼ) − f(x−eⱼ) + 2f(x)] / (2hᵢhⱼ)
+    with f(x+eᵢ) + f(x−eᵢ) = 2f(x) + hᵢ²Hᵢᵢ: as accurate to second order, half the evaluations."""
     H = np.diag(d2)
     for a, i in enumerate(free):
         for b in range(a + 1, len(free)):
             j = free[b]
             ei, ej = _unit(x, i, h[i]), _unit(x, j, h[j])
-            H[a, b] = H[b, a] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej)
-                                 + f(x - ei - ej)) / (4 * h[i] * h[j])
+            if fx is None:
+                H[a, b] = H[b, a] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej)
+                                     + f(x - ei - ej)) / (4 * h[i] * h[j])
+            else:
+                axes = d2[a] * h[i] ** 2 + d2[b] * h[j] ** 2
+                H[a, b] = H[b, a] = (f(x + ei + ej) - fx + f(x - ei - ej) - fx - axes) / (2 * h[i] * h[j])
     return H
 
 
@@ -150,6 +168,19 @@ def _newton_direction(H: np.ndarray, g: np.ndarray) -> np.ndarray:
     return -V @ ((V.T @ g) / w)
 
 
+def _sharper(H: np.ndarray, d2: np.ndarray) -> tuple[np.ndarray, float]:
+    """H with the diagonal ``d2`` of the five-point differences, and a bound on the contraction
+    rate of chord steps with it: twice ‖H⁻¹ΔH‖ for the change ΔH of the diagonal (the
+    off-diagonal elements, from the same three-point evaluations, are taken as no better)."""
+    new = H.copy()
+    new[np.diag_indices_from(new)] = d2
+    try:
+        rate = 2 * float(np.linalg.norm(np.linalg.solve(new, np.diag(d2 - np.diag(H))), 2))
+    except np.linalg.LinAlgError:
+        rate = 1.0
+    return new, rate
+
+
 def polish(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray) -> tuple[np.ndarray, float, int, float]:
     """Newton steps on the elements not on their bound, from where BOBYQA stopped.
 
@@ -157,10 +188,19 @@ def polish(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray) -> tuple[np
     the particular machine (BLAS kernel, row order).  The polish finds the zero of the
     central-difference gradient instead, a point that does not depend on where it starts: one
     finite-difference Hessian, then chord Newton steps (the same Hessian, a new gradient each
-    step) until a step is below STEP_TOL relative.  Far from the zero (a step over LOCAL_STEP
-    relative) a step is halved until the objective does not rise; close to it the steps are
-    taken as they come, since there the objective changes by less than its rounding error.
-    A polish that ends worse than it started, beyond rounding, is undone.
+    step).  The first step uses three-point differences, the same evaluations as the Hessian;
+    the steps after it five-point differences with steps FD_WIDE times longer, whose rounding
+    error is FD_WIDE times smaller and whose truncation error, O(h⁴), is negligible: their zero is the
+    optimum to ~1e-10, the same from any start, row order or BLAS kernel.  The chord iteration
+    contracts linearly, each step about r times the one before, so after a step p the zero is
+    about |p| r/(1 − r) away; the polish stops once that is below STEP_TOL relative, without a
+    further gradient to confirm it.  For the first five-point step, r is bounded from how much
+    the five-point diagonal changes the Hessian (``_sharper``); after that it is the ratio of two
+    steps, trusted up to SLOW_RATE (near the zero a ratio of rounding errors is no contraction).
+    Far from the zero (a step over LOCAL_STEP relative) a step is halved until the objective does
+    not rise; close to it the steps are taken as they come, since there the objective changes by
+    less than its rounding error.  A polish that ends worse than it started, beyond rounding, is
+    undone.
     Returns (x, f(x), steps, max |gradient|).
     """
     free = np.flatnonzero(~(x <= lower))
@@ -168,22 +208,29 @@ def polish(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray) -> tuple[np
         return x, fx, 0, 0.0
     x0, f0 = x, fx
     noise = 1e-13 * max(1.0, abs(fx))
-    H, steps, gnorm = None, 0, float("nan")
+    H, steps, gnorm, last, wide = None, 0, float("nan"), None, False
     for _ in range(POLISH_MAXIT):
         h = _fd_steps(x, lower)
-        g, d2 = _gradient(f, x, fx, free, h)
+        if wide:  # five-point differences reach 2h: stay inside the bounds
+            h = np.minimum(FD_WIDE * h, np.where(np.isfinite(lower), (x - lower) / 2, np.inf))
+        g, d2 = _gradient(f, x, fx, free, h, wide)
         gnorm = float(np.max(np.abs(g)))
         if H is None:
-            H = _hessian_offdiag(f, x, free, h, d2)
+            H = _hessian_offdiag(f, x, free, h, d2, fx)
+        if wide and last is None:  # the wide diagonal is the better one; the change bounds the rate
+            H, rate = _sharper(H, d2)
         p = np.zeros_like(x)
         p[free] = _newton_direction(H, g)
         p = _inside(x, p, lower, free)
         size = np.max(np.abs(p) / np.maximum(np.abs(x), FD_FLOOR))
-        if size < STEP_TOL:
-            break
+        if wide and last is not None:  # the ratio of two steps from wide differences
+            rate = size / last if last > 0 else 0.0
         if size < LOCAL_STEP:
             x = np.maximum(x + p, lower)
             fx, steps = f(x), steps + 1
+            if wide and (size < STEP_TOL or (rate < SLOW_RATE and size * rate / (1 - rate) < STEP_TOL)):
+                break
+            last, wide = (size if wide else None), True
             continue
         for _ in range(6):
             trial = np.maximum(x + p, lower)
