@@ -32,26 +32,39 @@ def _unit(x: np.ndarray, i: int, h: float) -> np.ndarray:
     return e
 
 
-def central_differences(f, x, fx, free, h) -> tuple[np.ndarray, np.ndarray]:
-    """Central-difference gradient on the ``free`` elements (steps ``h``), and the Hessian's
-    diagonal from the same evaluations; ``fx`` is f(x)."""
+def central_differences(f, x, fx, free, h, wide=False) -> tuple[np.ndarray, np.ndarray]:
+    """Central-difference gradient on the free elements, and the Hessian's diagonal from the same
+    evaluations: three-point, or with ``wide`` five-point (error O(h⁴), so that steps FD_WIDE
+    times longer cut the rounding error in the gradient as many times)."""
     g, d2 = np.zeros(len(free)), np.zeros(len(free))
     for a, i in enumerate(free):
         fp, fm = f(x + _unit(x, i, h[i])), f(x - _unit(x, i, h[i]))
-        g[a] = (fp - fm) / (2 * h[i])
-        d2[a] = (fp - 2 * fx + fm) / h[i] ** 2
+        if wide:
+            fpp, fmm = f(x + _unit(x, i, 2 * h[i])), f(x - _unit(x, i, 2 * h[i]))
+            g[a] = (8 * (fp - fm) - (fpp - fmm)) / (12 * h[i])
+            d2[a] = (16 * (fp + fm) - (fpp + fmm) - 30 * fx) / (12 * h[i] ** 2)
+        else:
+            g[a] = (fp - fm) / (2 * h[i])
+            d2[a] = (fp - 2 * fx + fm) / h[i] ** 2
     return g, d2
 
 
-def hessian_offdiagonal(f, x, free, h, d2) -> np.ndarray:
-    """The Hessian on the free elements: the given diagonal, the rest by four-point differences."""
+def hessian_offdiagonal(f, x, free, h, d2, fx=None) -> np.ndarray:
+    """The Hessian on the free elements: the given diagonal, the rest by four-point differences,
+    or, given f(x) = ``fx``, by two evaluations per pair that reuse the diagonal's,
+    Hᵢⱼ = [f(x+eᵢ+eⱼ) + f(x−eᵢ−eⱼ) − f(x+eᵢ) − f(x−eᵢ) − f(x+eⱼ) − f(x−eⱼ) + 2f(x)] / (2hᵢhⱼ)
+    with f(x+eᵢ) + f(x−eᵢ) = 2f(x) + hᵢ²Hᵢᵢ: as accurate to second order, half the evaluations."""
     H = np.diag(d2)
     for a, i in enumerate(free):
         for b in range(a + 1, len(free)):
             j = free[b]
             ei, ej = _unit(x, i, h[i]), _unit(x, j, h[j])
-            H[a, b] = H[b, a] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej)
-                                 + f(x - ei - ej)) / (4 * h[i] * h[j])
+            if fx is None:
+                H[a, b] = H[b, a] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej)
+                                     + f(x - ei - ej)) / (4 * h[i] * h[j])
+            else:
+                axes = d2[a] * h[i] ** 2 + d2[b] * h[j] ** 2
+                H[a, b] = H[b, a] = (f(x + ei + ej) - fx + f(x - ei - ej) - fx - axes) / (2 * h[i] * h[j])
     return H
 
 

@@ -32,7 +32,8 @@ from .pirls import PIRLS, Mode, agq_correction
 from .design import ModelFrame, model_frame
 from .entry import is_dask_frame
 from .family import Family, family as make_family
-from .optimize import OptSummary, hessian, minimize
+from .derivatives import hessian
+from .optimize import OptSummary, minimize
 from .ranef import new_codes_values, zb
 from .fitted import MixedModel
 from . import summary as _summary

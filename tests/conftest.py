@@ -35,6 +35,15 @@ def openblas_kernels() -> list[str]:
     return ["Haswell", second] if "avx2" in flags else [second] if "avx" in flags else []
 
 
+def noisy_quadratic(A, x0, noise):
+    """½(x−x0)ᵀA(x−x0) plus a deterministic rounding-like error of size ``noise``."""
+    def f(x):
+        d = np.asarray(x) - x0
+        wobble = noise * np.sin(1e7 * np.sum(np.asarray(x) * np.arange(1, len(x) + 1)))
+        return 0.5 * d @ A @ d + 100.0 + wobble
+    return f
+
+
 def pytest_collection_modifyitems(session, config, items):
     """The tests that wait for the notebook re-runs under other kernels go last, so that the runs
     overlap with everything else."""

@@ -3,16 +3,9 @@ steps, and numDeriv's Richardson extrapolation, on functions whose derivatives a
 
 import numpy as np
 
+from conftest import noisy_quadratic
+from lmelib import derivatives
 from lmelib.derivatives import hessian, richardson_hessian, richardson_jacobian
-
-
-def _noisy_quadratic(A, x0, noise):
-    """½(x−x0)ᵀA(x−x0) plus a deterministic rounding-like error of size ``noise``."""
-    def f(x):
-        d = np.asarray(x) - x0
-        wobble = noise * np.sin(1e7 * np.sum(np.asarray(x) * np.arange(1, len(x) + 1)))
-        return 0.5 * d @ A @ d + 100.0 + wobble
-    return f
 
 
 def test_hessian_steps_scaled_to_curvature():
@@ -20,7 +13,7 @@ def test_hessian_steps_scaled_to_curvature():
     # are lost in the noise, steps that raise f by `rise` are not
     A = np.array([[4e4, 1e3], [1e3, 50.0]])
     x0 = np.array([0.003, 1.5])
-    f = _noisy_quadratic(A, x0, 1e-10)
+    f = noisy_quadratic(A, x0, 1e-10)
     by_rel = hessian(f, x0)
     by_rise = hessian(f, x0, rise=1e-3)
     assert np.max(np.abs(by_rise - A) / np.abs(A)) < 1e-5
@@ -28,7 +21,7 @@ def test_hessian_steps_scaled_to_curvature():
 
 
 def test_hessian_rise_keeps_pilot_steps_without_curvature():
-    f = _noisy_quadratic(np.diag([2.0, 0.0]), np.zeros(2), 0.0)
+    f = noisy_quadratic(np.diag([2.0, 0.0]), np.zeros(2), 0.0)
     H = hessian(f, np.zeros(2), rise=1e-3)
     np.testing.assert_allclose(H, np.diag([2.0, 0.0]), atol=1e-6)
 
@@ -51,3 +44,29 @@ def test_richardson_derivatives():
     np.testing.assert_allclose(J[0], [[x[1], 0], [0, 0]], atol=1e-9)
     np.testing.assert_allclose(J[1], [[x[0], 0], [3 * x[1] ** 2, 0]], atol=1e-9)
     np.testing.assert_allclose(J[2], [[0, -np.sin(x[2])], [0, 0]], atol=1e-9)
+
+
+def test_five_point_gradient_is_exact_for_a_quartic():
+    # the five-point difference is exact for polynomials of degree 4; the three-point one is
+    # off by h²f'''/6
+    f = lambda x: float(x[0] ** 4 / 4 - x[0] ** 3 + 2 * x[0])  # noqa: E731
+    x, h, free = np.array([1.3]), np.array([0.01]), np.array([0])
+    exact_g, exact_d2 = 1.3 ** 3 - 3 * 1.3 ** 2 + 2, 3 * 1.3 ** 2 - 6 * 1.3
+    g, d2 = derivatives.central_differences(f, x, f(x), free, h, wide=True)
+    assert abs(g[0] - exact_g) < 1e-10 and abs(d2[0] - exact_d2) < 1e-7
+    g3, _ = derivatives.central_differences(f, x, f(x), free, h)
+    assert abs(g3[0] - exact_g) > 1e-6  # what the wide differences fix
+
+
+def test_hessian_offdiag_from_the_gradient_evaluations():
+    # two evaluations per pair, reusing the diagonal's, give a quadratic's Hessian exactly
+    A = np.array([[4.0, 1.5, -0.5], [1.5, 2.0, 0.3], [-0.5, 0.3, 1.0]])
+    c = np.array([0.2, -1.0, 3.0])
+    f = lambda t: float((t - c) @ A @ (t - c))  # noqa: E731  (Hessian 2A)
+    x, free, h = np.array([1.0, 0.5, 2.0]), np.arange(3), np.full(3, 1e-3)
+    _, d2 = derivatives.central_differences(f, x, f(x), free, h)
+    calls = []
+    counted = lambda t: calls.append(1) or f(t)  # noqa: E731
+    H = derivatives.hessian_offdiagonal(counted, x, free, h, d2, f(x))
+    np.testing.assert_allclose(H, 2 * A, atol=1e-6)
+    assert len(calls) == 2 * 3  # two per pair; the four-point formula needs twelve

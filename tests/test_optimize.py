@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from conftest import noisy_quadratic
 from lmelib.optimize import minimize, polish
 
 
@@ -44,3 +45,27 @@ def test_polish_leaves_bound_elements_alone():
     f = quadratic(np.array([-1.0, 2.0]), np.eye(2))
     x, fx, steps, g = polish(f, np.array([0.0, 2.1]), f(np.array([0.0, 2.1])), np.array([0.0, -np.inf]))
     assert x[0] == 0.0 and abs(x[1] - 2.0) < 1e-9 and steps >= 1
+
+
+def test_polish_lands_on_the_optimum_not_on_the_difference_bias():
+    # f = x⁴/4 − x has its minimum at 1; three-point differences with steps 2e-4 put the zero of
+    # the difference gradient 1.3e-8 away, five-point ones 1e-16 away
+    f = lambda x: float(x[0] ** 4 / 4 - x[0])  # noqa: E731
+    for start in (0.999, 1.0 + 1e-6):
+        x, fx, steps, g = polish(f, np.array([start]), f(np.array([start])), np.array([-np.inf]))
+        assert abs(x[0] - 1.0) < 1e-11
+
+
+def test_polish_stops_at_rounding_level_without_wandering():
+    # a deviance of size 1e5 with rounding-like error 1e-11: the steps near the optimum are
+    # rounding, and the polish stops once the contraction says the rest is below STEP_TOL
+    A = np.array([[300.0, 40.0, 10.0], [40.0, 120.0, 5.0], [10.0, 5.0, 80.0]])
+    x0 = np.array([0.3, 0.5, 0.2])
+    base = noisy_quadratic(A, x0, 1e-11)
+    calls = []
+    f = lambda x: calls.append(1) or base(x) + 1e5  # noqa: E731
+    start = x0 + np.array([2e-6, -1e-6, 3e-6])
+    x, fx, steps, g = polish(f, start, f(start), np.full(3, -np.inf))
+    assert np.max(np.abs(x - x0)) < 1e-9
+    # one three-point gradient (6) and Hessian (6), a step, a five-point gradient (12), a step
+    assert len(calls) - 1 <= 26
