@@ -18,7 +18,7 @@ from typing import Callable
 import nlopt
 import numpy as np
 
-__all__ = ["OptSummary", "minimize", "hessian"]
+__all__ = ["OptSummary", "minimize", "hessian", "polish_and_settle"]
 
 _RESULTS = {
     nlopt.SUCCESS: "success",
@@ -143,6 +143,20 @@ def _hessian_offdiag(f, x, free, h, d2) -> np.ndarray:
     return H
 
 
+def _hessian_one_per_pair(f, x, fx, free, h, g, d2) -> np.ndarray:
+    """The Hessian on the free elements from one evaluation per pair: with the central gradient g
+    and diagonal d2 already known, f(x + h_i e_i + h_j e_j) = f + g_i h_i + g_j h_j
+    + ½ d2_i h_i² + ½ d2_j h_j² + H_ij h_i h_j + O(h³).  Accurate to O(h), enough for the
+    chord Newton steps of the polish, whose end point does not depend on the Hessian."""
+    H = np.diag(d2)
+    for a, i in enumerate(free):
+        for b in range(a + 1, len(free)):
+            j = free[b]
+            rest = f(x + _unit(x, i, h[i]) + _unit(x, j, h[j])) - fx - g[a] * h[i] - g[b] * h[j]
+            H[a, b] = H[b, a] = (rest - 0.5 * (d2[a] * h[i] ** 2 + d2[b] * h[j] ** 2)) / (h[i] * h[j])
+    return H
+
+
 def _newton_direction(H: np.ndarray, g: np.ndarray) -> np.ndarray:
     """−H⁻¹g with H made positive definite (eigenvalues floored at 1e-8 of the largest)."""
     w, V = np.linalg.eigh(H)
@@ -150,7 +164,8 @@ def _newton_direction(H: np.ndarray, g: np.ndarray) -> np.ndarray:
     return -V @ ((V.T @ g) / w)
 
 
-def polish(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray) -> tuple[np.ndarray, float, int, float]:
+def polish(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray,
+           pair_evals: int = 4) -> tuple[np.ndarray, float, int, float]:
     """Newton steps on the elements not on their bound, from where BOBYQA stopped.
 
     BOBYQA stops where its tolerances say, which leaves the last digits of θ to the rounding of
@@ -161,6 +176,8 @@ def polish(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray) -> tuple[np
     relative) a step is halved until the objective does not rise; close to it the steps are
     taken as they come, since there the objective changes by less than its rounding error.
     A polish that ends worse than it started, beyond rounding, is undone.
+    ``pair_evals=1``: the Hessian's off-diagonal elements from one evaluation per pair instead
+    of four (``_hessian_one_per_pair``), for objectives as costly as a GLMM's Laplace deviance.
     Returns (x, f(x), steps, max |gradient|).
     """
     free = np.flatnonzero(~(x <= lower))
@@ -174,7 +191,8 @@ def polish(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray) -> tuple[np
         g, d2 = _gradient(f, x, fx, free, h)
         gnorm = float(np.max(np.abs(g)))
         if H is None:
-            H = _hessian_offdiag(f, x, free, h, d2)
+            H = (_hessian_offdiag(f, x, free, h, d2) if pair_evals == 4
+                 else _hessian_one_per_pair(f, x, fx, free, h, g, d2))
         p = np.zeros_like(x)
         p[free] = _newton_direction(H, g)
         p = _inside(x, p, lower, free)
@@ -199,6 +217,18 @@ def polish(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray) -> tuple[np
     return x, fx, steps, gnorm
 
 
+def polish_and_settle(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray,
+                      pair_evals: int = 4) -> tuple[np.ndarray, float, int, int, float]:
+    """``polish``, then the boundary settled; an element the polish brought near its bound is put
+    on it and the others polished again.  Returns (x, f(x), boundary moves, steps, max |gradient|)."""
+    x, fx, steps, gnorm = polish(f, x, fx, lower, pair_evals)
+    x, fx, moves = _settle_boundary(f, x, fx, lower)
+    if moves:
+        x, fx, more, gnorm = polish(f, x, fx, lower, pair_evals)
+        steps += more
+    return x, fx, moves, steps, gnorm
+
+
 def _inside(x, p, lower, free) -> np.ndarray:
     """Shorten a step so that no free element goes below its bound."""
     room = (x - lower)[free]
@@ -219,11 +249,15 @@ def minimize(
     xtol_abs: float = 1e-10,
     maxeval: int = 100_000,
     polish_result: bool = True,
+    initial_step: np.ndarray | None = None,
+    pair_evals: int = 4,
 ) -> OptSummary:
     """Minimise ``f`` over θ ≥ lower with BOBYQA, then settle the boundary and polish the rest.
 
     Returns the record of the run.  With ``polish_result=False`` (a first stage whose result is
-    only a start) the Newton polish is skipped.
+    only a start) the Newton polish is skipped.  ``initial_step``: BOBYQA's initial steps per
+    element (NLopt scales the variables by them; by default NLopt's own).  ``pair_evals``: see
+    ``polish``.
     """
     start = np.asarray(start, dtype=float)
     lower = np.asarray(lower, dtype=float)
@@ -244,6 +278,8 @@ def minimize(
     opt.set_ftol_abs(ftol_abs)
     opt.set_xtol_abs(xtol_abs)
     opt.set_maxeval(maxeval)
+    if initial_step is not None:
+        opt.set_initial_step(np.asarray(initial_step, dtype=float))
 
     def run(x0):
         try:
@@ -268,12 +304,8 @@ def minimize(
             moves += more
     before, steps, gnorm = count[0], 0, float("nan")
     if polish_result:
-        x, fx, steps, gnorm = polish(fun, x, fx, lower)
-        x, fx, more = _settle_boundary(fun, x, fx, lower)
-        if more:  # an element the polish brought near its bound: polish the others again
-            moves += more
-            x, fx, s2, gnorm = polish(fun, x, fx, lower)
-            steps += s2
+        x, fx, more, steps, gnorm = polish_and_settle(fun, x, fx, lower, pair_evals)
+        moves += more
     return OptSummary(
         optimizer="NLOPT_LN_BOBYQA",
         initial=start,
