@@ -72,3 +72,59 @@ def test_hessian_rise_keeps_pilot_steps_without_curvature():
     f = _noisy_quadratic(np.diag([2.0, 0.0]), np.zeros(2), 0.0)
     H = optimize.hessian(f, np.zeros(2), rise=1e-3)
     np.testing.assert_allclose(H, np.diag([2.0, 0.0]), atol=1e-6)
+
+
+def _cubic(x):
+    """A smooth non-quadratic function with correlated elements, minimum near (0.8, -0.3, 1.1)."""
+    d = np.asarray(x) - np.array([0.8, -0.3, 1.1])
+    H = np.array([[5.0, 2.0, 0.5], [2.0, 3.0, -1.0], [0.5, -1.0, 2.0]])
+    return float(d @ H @ d + 0.3 * d[0] ** 3 + 0.2 * d[0] * d[1] * d[2] + 7.0)
+
+
+def test_one_evaluation_per_pair_hessian():
+    # f(x + h_i e_i + h_j e_j) with the central gradient and diagonal: the exact Hessian to O(h)
+    x, free = np.array([1.0, 0.2, 0.6]), np.arange(3)
+    h = optimize._fd_steps(x, np.full(3, -np.inf))
+    fx = _cubic(x)
+    g, d2 = optimize._gradient(_cubic, x, fx, free, h)
+    d = x - np.array([0.8, -0.3, 1.1])
+    exact = 2 * np.array([[5.0, 2.0, 0.5], [2.0, 3.0, -1.0], [0.5, -1.0, 2.0]])
+    exact[0, 0] += 1.8 * d[0]
+    exact[0, 1] += 0.2 * d[2]; exact[1, 0] = exact[0, 1]  # noqa: E702
+    exact[0, 2] += 0.2 * d[1]; exact[2, 0] = exact[0, 2]  # noqa: E702
+    exact[1, 2] += 0.2 * d[0]; exact[2, 1] = exact[1, 2]  # noqa: E702
+    H1 = optimize._hessian_one_per_pair(_cubic, x, fx, free, h, g, d2)
+    np.testing.assert_allclose(H1, exact, atol=1e-3)
+
+
+def test_polish_with_one_evaluation_per_pair_reaches_the_same_point():
+    lower = np.array([0.0, -np.inf, -np.inf])
+    start = np.array([0.79, -0.29, 1.12])
+    runs = {}
+    for k in (4, 1):
+        calls = [0]
+
+        def f(x):
+            calls[0] += 1
+            return _cubic(x)
+
+        x, fx, steps, g = polish(f, start, f(start), lower, pair_evals=k)
+        runs[k] = (x, calls[0])
+    np.testing.assert_allclose(runs[1][0], runs[4][0], rtol=0, atol=1e-9)
+    assert runs[1][1] < runs[4][1]  # 3 pairs: 3 evaluations instead of 12
+
+
+def test_initial_step_is_passed_to_bobyqa():
+    # BOBYQA's first interpolation points are the start moved by the initial step in each element
+    f0 = quadratic(np.array([0.5, 300.0]), [[1.0, 0.0], [0.0, 1e-4]])
+    seen = []
+
+    def f(x):
+        seen.append(np.array(x))
+        return f0(x)
+
+    start = np.array([1.0, 200.0])
+    res = minimize(f, start, np.full(2, -np.inf), polish_result=False, initial_step=np.array([0.1, 10.0]))
+    moves = np.abs(np.array(seen[:5]) - start)
+    assert np.isclose(moves[:, 0].max(), 0.1) and np.isclose(moves[:, 1].max(), 10.0)
+    np.testing.assert_allclose(res.final, [0.5, 300.0], atol=1e-3)
