@@ -476,7 +476,9 @@ def _optimize(pirls: PIRLS, frame: ModelFrame, nagq: int) -> tuple[OptSummary, M
         state["u"], state["beta"] = mode.u, mode.beta
         return mode.laplace
 
-    first = minimize(stage1, start, lower, ftol_rel=1e-8, ftol_abs=1e-6, xtol_abs=1e-6,
+    # only a start for stage 2, whose search in whitened β and Newton polish do the rest: loose
+    # tolerances (stage 1 to 1e-8 cost up to 60 % more evaluations on the reference models, same optima)
+    first = minimize(stage1, start, lower, ftol_rel=1e-5, ftol_abs=0.0, xtol_abs=1e-3,
                      polish_result=False)
     mode1 = pirls.mode(first.final, state["beta"], state["u"], with_beta=True)
     state["u"] = mode1.u

@@ -387,9 +387,9 @@ class PIRLS:
         Each step solves at the weights of the current u.  When that solve's Newton step is
         below PIRLS_STEP_TOL relative, u is the mode to within about that step (the steps
         shrink quadratically for canonical links, linearly for others), so u is kept with the
-        factor just made at its weights: no solve is spent on a step that changes nothing.  log |L|² depends on u to first order (through
-        the weights), so the tolerance is set where that change is below the deviance's
-        rounding error.
+        factor just made at its weights: no solve is spent on a step that changes nothing.
+        log |L|² depends on u to first order (through the weights), so the tolerance is set
+        where that change is below the deviance's rounding error.
         """
         theta, beta = np.asarray(theta, float), np.asarray(beta, float)
         lams = self.lambdas(theta)
