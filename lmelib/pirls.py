@@ -21,6 +21,7 @@ up to ``deviance.DENSE_WORK``; very large crossed designs keep it sparse).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -417,6 +418,16 @@ class PIRLS:
 # ---------------------------------------------------------- quadrature
 
 
+@functools.cache
+def _gauss_hermite(nagq: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Hermite nodes and weights for N(0, 1), made once per nagq (numpy's hermegauss
+    solves an eigenproblem, as costly as a PIRLS step on small data)."""
+    z, w = np.polynomial.hermite_e.hermegauss(nagq)
+    w = w / w.sum()
+    z.flags.writeable = w.flags.writeable = False
+    return z, w
+
+
 def agq_correction(pirls: PIRLS, theta, mode: Mode, nagq: int) -> float:
     """Adaptive Gauss–Hermite correction to the Laplace deviance (one scalar term).
 
@@ -427,8 +438,7 @@ def agq_correction(pirls: PIRLS, theta, mode: Mode, nagq: int) -> float:
     z = 0 (odd K) contributes w_0 exactly and is not evaluated.
     """
     term = pirls.frame.terms[0]
-    z, w = np.polynomial.hermite_e.hermegauss(nagq)
-    w = w / w.sum()
+    z, w = _gauss_hermite(nagq)
     keep = z != 0.0
     zk, wk = z[keep], w[keep]
     lam, m, codes = float(theta[0]), term.n_levels, term.codes
