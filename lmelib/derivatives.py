@@ -49,22 +49,32 @@ def central_differences(f, x, fx, free, h, wide=False) -> tuple[np.ndarray, np.n
     return g, d2
 
 
-def hessian_offdiagonal(f, x, free, h, d2, fx=None) -> np.ndarray:
-    """The Hessian on the free elements: the given diagonal, the rest by four-point differences,
-    or, given f(x) = ``fx``, by two evaluations per pair that reuse the diagonal's,
-    Hᵢⱼ = [f(x+eᵢ+eⱼ) + f(x−eᵢ−eⱼ) − f(x+eᵢ) − f(x−eᵢ) − f(x+eⱼ) − f(x−eⱼ) + 2f(x)] / (2hᵢhⱼ)
-    with f(x+eᵢ) + f(x−eᵢ) = 2f(x) + hᵢ²Hᵢᵢ: as accurate to second order, half the evaluations."""
+def hessian_offdiagonal(f, x, free, h, d2, fx=None, g=None) -> np.ndarray:
+    """The Hessian on the free elements: the given diagonal ``d2``, the rest by
+
+    * four-point differences (neither ``fx`` nor ``g``);
+    * given f(x) = ``fx``, two evaluations per pair that reuse the diagonal's,
+      Hᵢⱼ = [f(x+eᵢ+eⱼ) + f(x−eᵢ−eⱼ) − 2f(x) − hᵢ²Hᵢᵢ − hⱼ²Hⱼⱼ] / (2hᵢhⱼ): as accurate, to
+      second order, with half the evaluations;
+    * given also the central gradient ``g``, one evaluation per pair,
+      f(x+eᵢ+eⱼ) = f + gᵢhᵢ + gⱼhⱼ + ½hᵢ²Hᵢᵢ + ½hⱼ²Hⱼⱼ + Hᵢⱼhᵢhⱼ + O(h³): accurate to O(h),
+      enough for chord Newton steps, whose end point does not depend on the Hessian.
+    """
     H = np.diag(d2)
     for a, i in enumerate(free):
         for b in range(a + 1, len(free)):
             j = free[b]
             ei, ej = _unit(x, i, h[i]), _unit(x, j, h[j])
+            axes = d2[a] * h[i] ** 2 + d2[b] * h[j] ** 2
             if fx is None:
-                H[a, b] = H[b, a] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej)
-                                     + f(x - ei - ej)) / (4 * h[i] * h[j])
+                H[a, b] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej)
+                           + f(x - ei - ej)) / (4 * h[i] * h[j])
+            elif g is None:
+                H[a, b] = (f(x + ei + ej) - fx + f(x - ei - ej) - fx - axes) / (2 * h[i] * h[j])
             else:
-                axes = d2[a] * h[i] ** 2 + d2[b] * h[j] ** 2
-                H[a, b] = H[b, a] = (f(x + ei + ej) - fx + f(x - ei - ej) - fx - axes) / (2 * h[i] * h[j])
+                rest = f(x + ei + ej) - fx - g[a] * h[i] - g[b] * h[j]
+                H[a, b] = (rest - 0.5 * axes) / (h[i] * h[j])
+            H[b, a] = H[a, b]
     return H
 
 

@@ -33,7 +33,7 @@ from .design import ModelFrame, model_frame
 from .entry import is_dask_frame
 from .family import Family, family as make_family
 from .derivatives import hessian
-from .optimize import OptSummary, minimize
+from .optimize import OptSummary, minimize, polish_and_settle
 from .ranef import new_codes_values, zb
 from .fitted import MixedModel
 from . import summary as _summary
@@ -391,7 +391,9 @@ def _optimize(pirls: PIRLS, frame: ModelFrame, nagq: int) -> tuple[OptSummary, M
         state["u"], state["beta"] = mode.u, mode.beta
         return mode.laplace
 
-    first = minimize(stage1, start, lower, ftol_rel=1e-8, ftol_abs=1e-6, xtol_abs=1e-6,
+    # only a start for stage 2, whose search in whitened β and Newton polish do the rest: loose
+    # tolerances (stage 1 to 1e-8 cost up to 60 % more evaluations on the reference models, same optima)
+    first = minimize(stage1, start, lower, ftol_rel=1e-5, ftol_abs=0.0, xtol_abs=1e-3,
                      polish_result=False)
     mode1 = pirls.mode(first.final, state["beta"], state["u"], with_beta=True)
     state["u"] = mode1.u
@@ -403,14 +405,44 @@ def _optimize(pirls: PIRLS, frame: ModelFrame, nagq: int) -> tuple[OptSummary, M
         dev = mode.laplace
         return dev + (agq_correction(pirls, x[:k], mode, nagq) if nagq > 1 else 0.0)
 
-    x0 = np.concatenate([first.final, mode1.beta])
     lower2 = np.concatenate([lower, np.full(p, -np.inf)])
-    # stop on the step size alone: in the narrow valleys of (θ, β) a single small decrease of the
-    # objective (ftol) can stop BOBYQA 1e-7 above the optimum, with β off by 1e-4
-    final = minimize(stage2, x0, lower2, ftol_rel=0.0, ftol_abs=0.0, xtol_abs=1e-9)
-    final = dataclasses.replace(final, feval=final.feval + first.feval, initial=np.concatenate([start, mode1.beta]))
+    to_beta = _whitening(first.final, mode1)
+    search = minimize(lambda y: stage2(to_beta(y)), np.concatenate([first.final, np.zeros(p)]), lower2,
+                      ftol_rel=1e-10, ftol_abs=0.0, xtol_abs=1e-9, polish_result=False,
+                      initial_step=np.concatenate([np.full(k, STEP_THETA), np.full(p, STEP_GAMMA)]))
+    # the Newton polish in (θ, β) itself, its Hessian from one evaluation per pair of parameters
+    count = [0]
+
+    def counted(x):
+        count[0] += 1
+        return stage2(x)
+
+    x, fx, moves, steps, gnorm = polish_and_settle(counted, to_beta(search.final), search.fmin, lower2,
+                                                   pair_evals=1)
+    final = dataclasses.replace(
+        search, initial=np.concatenate([start, mode1.beta]), final=x, fmin=fx,
+        feval=first.feval + search.feval + count[0], boundary_moves=search.boundary_moves + moves,
+        polish_feval=count[0], polish_steps=steps, grad_norm=gnorm)
     mode = pirls.mode(final.final[:k], final.final[k:], state["u"])
     return final, mode
+
+
+# Stage 2's BOBYQA starts with steps of STEP_THETA in θ and STEP_GAMMA in γ = R_X (β − β₁), about
+# 0.2 standard errors of β (lme4's Nelder-Mead stage 2 steps 0.2 × (0.1 for θ, the standard
+# errors for β)).
+STEP_THETA, STEP_GAMMA = 0.02, 0.2
+
+
+def _whitening(theta1: np.ndarray, mode1: Mode):
+    """(θ, γ) ↦ (θ, β₁ + R_X⁻¹ γ) with stage 1's β₁ and R_X (lme4's RX, vcov(β) ≈ (R_XᵀR_X)⁻¹).
+
+    In γ the deviance's curvature in β is close to 2I: the standard errors' scales and the
+    correlations between the coefficients (an intercept and an uncentred covariate) are taken
+    out, so that BOBYQA does not crawl along a narrow valley.
+    """
+    k, beta1, p = len(theta1), mode1.beta.copy(), len(mode1.beta)
+    RXinv = scipy.linalg.solve_triangular(mode1.solution.RX, np.eye(p)) if p else np.zeros((0, 0))
+    return lambda y: np.concatenate([y[:k], beta1 + RXinv @ y[k:]])
 
 
 def _glm_start(pirls: PIRLS) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 # the polish's finite differences (derivatives.py), under the names polish uses;
 from .derivatives import central_differences, hessian_offdiagonal
 
-__all__ = ["OptSummary", "minimize"]
+__all__ = ["OptSummary", "minimize", "polish_and_settle"]
 
 _RESULTS = {
     nlopt.SUCCESS: "success",
@@ -142,7 +142,8 @@ def _sharper(H: np.ndarray, d2: np.ndarray) -> tuple[np.ndarray, float]:
     return new, rate
 
 
-def polish(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray) -> tuple[np.ndarray, float, int, float]:
+def polish(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray,
+           pair_evals: int = 2) -> tuple[np.ndarray, float, int, float]:
     """Newton steps on the elements not on their bound, from where BOBYQA stopped.
 
     BOBYQA stops where its tolerances say, which leaves the last digits of θ to the rounding of
@@ -162,6 +163,9 @@ def polish(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray) -> tuple[np
     not rise; close to it the steps are taken as they come, since there the objective changes by
     less than its rounding error.  A polish that ends worse than it started, beyond rounding, is
     undone.
+    The Hessian's off-diagonal elements cost two evaluations per pair (``pair_evals=2``), or one
+    (``pair_evals=1``, from the first gradient and diagonal: O(h) accurate, enough for chord
+    steps, whose end point does not depend on the Hessian), for objectives as costly as a GLMM's.
     Returns (x, f(x), steps, max |gradient|).
     """
     free = np.flatnonzero(~(x <= lower))
@@ -177,7 +181,7 @@ def polish(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray) -> tuple[np
         g, d2 = central_differences(f, x, fx, free, h, wide)
         gnorm = float(np.max(np.abs(g)))
         if H is None:
-            H = hessian_offdiagonal(f, x, free, h, d2, fx)
+            H = hessian_offdiagonal(f, x, free, h, d2, fx, g if pair_evals == 1 else None)
         if wide and last is None:  # the wide diagonal is the better one; the change bounds the rate
             H, rate = _sharper(H, d2)
         p = np.zeros_like(x)
@@ -207,6 +211,18 @@ def polish(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray) -> tuple[np
     return x, fx, steps, gnorm
 
 
+def polish_and_settle(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray,
+                      pair_evals: int = 2) -> tuple[np.ndarray, float, int, int, float]:
+    """``polish``, then the boundary settled; an element the polish brought near its bound is put
+    on it and the others polished again.  Returns (x, f(x), boundary moves, steps, max |gradient|)."""
+    x, fx, steps, gnorm = polish(f, x, fx, lower, pair_evals)
+    x, fx, moves = _settle_boundary(f, x, fx, lower)
+    if moves:
+        x, fx, more, gnorm = polish(f, x, fx, lower, pair_evals)
+        steps += more
+    return x, fx, moves, steps, gnorm
+
+
 def _inside(x, p, lower, free) -> np.ndarray:
     """Shorten a step so that no free element goes below its bound."""
     room = (x - lower)[free]
@@ -227,11 +243,15 @@ def minimize(
     xtol_abs: float = 1e-10,
     maxeval: int = 100_000,
     polish_result: bool = True,
+    initial_step: np.ndarray | None = None,
+    pair_evals: int = 2,
 ) -> OptSummary:
     """Minimise ``f`` over θ ≥ lower with BOBYQA, then settle the boundary and polish the rest.
 
     Returns the record of the run.  With ``polish_result=False`` (a first stage whose result is
-    only a start) the Newton polish is skipped.
+    only a start) the Newton polish is skipped.  ``initial_step``: BOBYQA's initial steps per
+    element (NLopt scales the variables by them; by default NLopt's own).  ``pair_evals``: see
+    ``polish``.
     """
     start = np.asarray(start, dtype=float)
     lower = np.asarray(lower, dtype=float)
@@ -252,6 +272,8 @@ def minimize(
     opt.set_ftol_abs(ftol_abs)
     opt.set_xtol_abs(xtol_abs)
     opt.set_maxeval(maxeval)
+    if initial_step is not None:
+        opt.set_initial_step(np.asarray(initial_step, dtype=float))
 
     def run(x0):
         try:
@@ -276,12 +298,8 @@ def minimize(
             moves += more
     before, steps, gnorm = count[0], 0, float("nan")
     if polish_result:
-        x, fx, steps, gnorm = polish(fun, x, fx, lower)
-        x, fx, more = _settle_boundary(fun, x, fx, lower)
-        if more:  # an element the polish brought near its bound: polish the others again
-            moves += more
-            x, fx, s2, gnorm = polish(fun, x, fx, lower)
-            steps += s2
+        x, fx, more, steps, gnorm = polish_and_settle(fun, x, fx, lower, pair_evals)
+        moves += more
     return OptSummary(
         optimizer="NLOPT_LN_BOBYQA",
         initial=start,

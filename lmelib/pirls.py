@@ -21,6 +21,7 @@ up to ``deviance.DENSE_WORK``; very large crossed designs keep it sparse).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,8 +35,9 @@ from .family import Family
 
 __all__ = ["Mode", "PIRLS", "WeightedProducts", "agq_correction"]
 
-PIRLS_TOL = 1e-10
-PIRLS_STEP_TOL = 1e-10
+# PIRLS stops when a Newton step is below PIRLS_STEP_TOL × (1 + max |u|): log |L|² then differs
+# from its value at the exact mode by about the deviance's rounding error (see PIRLS.mode)
+PIRLS_STEP_TOL = 1e-11
 _EPS = np.finfo(float).eps
 PIRLS_MAXIT = 50
 
@@ -381,17 +383,25 @@ class PIRLS:
         return PLSSolution(theta, L, c[None, :], np.full((1, 1), np.sqrt(max(pwrss, 0.0))), 0, 0), u
 
     def mode(self, theta, beta, u0=None, with_beta=False) -> Mode:
-        """PIRLS to the conditional mode from u0; ``with_beta`` updates β too (lme4's first stage)."""
+        """PIRLS to the conditional mode from u0; ``with_beta`` updates β too (lme4's first stage).
+
+        Each step solves at the weights of the current u.  When that solve's Newton step is
+        below PIRLS_STEP_TOL relative, u is the mode to within about that step (the steps
+        shrink quadratically for canonical links, linearly for others), so u is kept with the
+        factor just made at its weights: no solve is spent on a step that changes nothing.
+        log |L|² depends on u to first order (through the weights), so the tolerance is set
+        where that change is below the deviance's rounding error.
+        """
         theta, beta = np.asarray(theta, float), np.asarray(beta, float)
         lams = self.lambdas(theta)
         u = np.zeros(sum(t.q for t in self.frame.terms)) if u0 is None else u0
         fixed = self._fixed(beta)
         pdev, eta, mu, ll = self._pdev(lams, u, fixed)
-        converged = False
         for it in range(1, PIRLS_MAXIT + 1):
-            # L at the weights of the current μ: after convergence, the factor of the Laplace approximation
+            # L at the weights of the current μ: at convergence, the factor of the Laplace approximation
             sol, u_new, beta_new = self._solve(theta, eta, mu, beta, with_beta, fixed)
-            if converged:
+            step = max(np.max(np.abs(u_new - u), initial=0.0), np.max(np.abs(beta_new - beta), initial=0.0))
+            if step < PIRLS_STEP_TOL * (1.0 + np.max(np.abs(u), initial=0.0)):
                 break
             for _ in range(20):  # step-halving
                 if with_beta:
@@ -400,17 +410,22 @@ class PIRLS:
                 if new[0] <= pdev + 1e-10 * abs(pdev):
                     break
                 u_new, beta_new = (u + u_new) / 2, (beta + beta_new) / 2
-            # converged when the deviance and the modes themselves settle: log |L|² depends on u
-            # to first order (through the weights), so a loose u would make the objective noisy
-            step = max(np.max(np.abs(u_new - u), initial=0.0), np.max(np.abs(beta_new - beta), initial=0.0))
-            converged = (abs(pdev - new[0]) < PIRLS_TOL * (abs(new[0]) + 0.1)
-                         and step < PIRLS_STEP_TOL * (1.0 + np.max(np.abs(u_new), initial=0.0)))
             u, beta, (pdev, eta, mu, ll) = u_new, beta_new, new
         self.iterations += it
         return Mode(u, beta, eta, mu, sol, ll, it)
 
 
 # ---------------------------------------------------------- quadrature
+
+
+@functools.cache
+def _gauss_hermite(nagq: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Hermite nodes and weights for N(0, 1), made once per nagq (numpy's hermegauss
+    solves an eigenproblem, as costly as a PIRLS step on small data)."""
+    z, w = np.polynomial.hermite_e.hermegauss(nagq)
+    w = w / w.sum()
+    z.flags.writeable = w.flags.writeable = False
+    return z, w
 
 
 def agq_correction(pirls: PIRLS, theta, mode: Mode, nagq: int) -> float:
@@ -423,8 +438,7 @@ def agq_correction(pirls: PIRLS, theta, mode: Mode, nagq: int) -> float:
     z = 0 (odd K) contributes w_0 exactly and is not evaluated.
     """
     term = pirls.frame.terms[0]
-    z, w = np.polynomial.hermite_e.hermegauss(nagq)
-    w = w / w.sum()
+    z, w = _gauss_hermite(nagq)
     keep = z != 0.0
     zk, wk = z[keep], w[keep]
     lam, m, codes = float(theta[0]), term.n_levels, term.codes

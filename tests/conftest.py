@@ -44,6 +44,13 @@ def noisy_quadratic(A, x0, noise):
     return f
 
 
+def cubic_bowl(x):
+    """A smooth non-quadratic function with correlated elements, minimum near (0.8, -0.3, 1.1)."""
+    d = np.asarray(x) - np.array([0.8, -0.3, 1.1])
+    H = np.array([[5.0, 2.0, 0.5], [2.0, 3.0, -1.0], [0.5, -1.0, 2.0]])
+    return float(d @ H @ d + 0.3 * d[0] ** 3 + 0.2 * d[0] * d[1] * d[2] + 7.0)
+
+
 def pytest_collection_modifyitems(session, config, items):
     """The tests that wait for the notebook re-runs under other kernels go last, so that the runs
     overlap with everything else."""

@@ -3,7 +3,7 @@ steps, and numDeriv's Richardson extrapolation, on functions whose derivatives a
 
 import numpy as np
 
-from conftest import noisy_quadratic
+from conftest import cubic_bowl, noisy_quadratic
 from lmelib import derivatives
 from lmelib.derivatives import hessian, richardson_hessian, richardson_jacobian
 
@@ -70,3 +70,19 @@ def test_hessian_offdiag_from_the_gradient_evaluations():
     H = derivatives.hessian_offdiagonal(counted, x, free, h, d2, f(x))
     np.testing.assert_allclose(H, 2 * A, atol=1e-6)
     assert len(calls) == 2 * 3  # two per pair; the four-point formula needs twelve
+
+
+def test_one_evaluation_per_pair_hessian():
+    # f(x + h_i e_i + h_j e_j) with the central gradient and diagonal: the exact Hessian to O(h)
+    x, free = np.array([1.0, 0.2, 0.6]), np.arange(3)
+    h = np.full(3, 2e-4)
+    fx = cubic_bowl(x)
+    g, d2 = derivatives.central_differences(cubic_bowl, x, fx, free, h)
+    d = x - np.array([0.8, -0.3, 1.1])
+    exact = 2 * np.array([[5.0, 2.0, 0.5], [2.0, 3.0, -1.0], [0.5, -1.0, 2.0]])
+    exact[0, 0] += 1.8 * d[0]
+    exact[0, 1] += 0.2 * d[2]; exact[1, 0] = exact[0, 1]  # noqa: E702
+    exact[0, 2] += 0.2 * d[1]; exact[2, 0] = exact[0, 2]  # noqa: E702
+    exact[1, 2] += 0.2 * d[0]; exact[2, 1] = exact[1, 2]  # noqa: E702
+    H1 = derivatives.hessian_offdiagonal(cubic_bowl, x, free, h, d2, fx, g)
+    np.testing.assert_allclose(H1, exact, atol=1e-3)

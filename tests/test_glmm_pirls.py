@@ -76,6 +76,26 @@ def test_one_term_shortcut_equals_the_blocked_cholesky(name):
     assert sol.ldL2 == pytest.approx(ref.ldL2, rel=1e-12)
 
 
+@pytest.mark.parametrize("name", ["cbpp", "contraception_rs", "grouseticks"])
+def test_mode_is_stationary_and_its_laplace_settled(name):
+    """The mode PIRLS returns (without a solve after its last small step) is the mode: a further
+    fixed-point run from it moves u by less than 1e-9 and the Laplace deviance by less than 1e-9,
+    whether it starts from zero or from a nearby warm start."""
+    formula, data, fam = MODELS[name]
+    frame = model_frame(formula, _data(data), residual=False)
+    pirls = PIRLS(frame, family(fam), frame.y, np.ones(frame.n), np.zeros(frame.n))
+    k = sum(t.ell * (t.ell + 1) // 2 for t in frame.terms)
+    theta = np.full(k, 0.7) if k == len(frame.terms) else np.array([0.9, -0.3, 0.5])
+    beta = pirls.mode(theta, np.zeros(frame.p), with_beta=True).beta
+    cold = pirls.mode(theta, beta)
+    warm = pirls.mode(theta, beta, u0=cold.u * 1.01)
+    again = pirls.mode(theta, beta, u0=cold.u)
+    assert again.iterations == 1  # the mode is recognised at once
+    for m in (warm, again):
+        np.testing.assert_allclose(m.u, cold.u, rtol=0, atol=1e-9)
+        assert abs(m.laplace - cold.laplace) < 1e-9
+
+
 @pytest.fixture
 def sparse_constructions(monkeypatch):
     """Counts every scipy.sparse matrix or array made (all of them run _spbase.__init__)."""

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import noisy_quadratic
+from conftest import cubic_bowl, noisy_quadratic
 from lmelib.optimize import minimize, polish
 
 
@@ -69,3 +69,36 @@ def test_polish_stops_at_rounding_level_without_wandering():
     assert np.max(np.abs(x - x0)) < 1e-9
     # one three-point gradient (6) and Hessian (6), a step, a five-point gradient (12), a step
     assert len(calls) - 1 <= 26
+
+
+def test_polish_with_one_evaluation_per_pair_reaches_the_same_point():
+    lower = np.array([0.0, -np.inf, -np.inf])
+    start = np.array([0.79, -0.29, 1.12])
+    runs = {}
+    for k in (2, 1):
+        calls = [0]
+
+        def f(x):
+            calls[0] += 1
+            return cubic_bowl(x)
+
+        x, fx, steps, g = polish(f, start, f(start), lower, pair_evals=k)
+        runs[k] = (x, calls[0])
+    np.testing.assert_allclose(runs[1][0], runs[2][0], rtol=0, atol=1e-9)
+    assert runs[1][1] < runs[2][1]  # 3 pairs: 3 evaluations instead of 6
+
+
+def test_initial_step_is_passed_to_bobyqa():
+    # BOBYQA's first interpolation points are the start moved by the initial step in each element
+    f0 = quadratic(np.array([0.5, 300.0]), [[1.0, 0.0], [0.0, 1e-4]])
+    seen = []
+
+    def f(x):
+        seen.append(np.array(x))
+        return f0(x)
+
+    start = np.array([1.0, 200.0])
+    res = minimize(f, start, np.full(2, -np.inf), polish_result=False, initial_step=np.array([0.1, 10.0]))
+    moves = np.abs(np.array(seen[:5]) - start)
+    assert np.isclose(moves[:, 0].max(), 0.1) and np.isclose(moves[:, 1].max(), 10.0)
+    np.testing.assert_allclose(res.final, [0.5, 300.0], atol=1e-3)
