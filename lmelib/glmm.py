@@ -26,7 +26,7 @@ import pandas as pd
 import scipy.linalg
 
 from .formatting import fmt_lik
-from .covariance import theta_lower, theta_start
+from .covariance import theta_bounds
 from .deviance import PLSSolution, dense_rows
 from .pirls import PIRLS, Mode, agq_correction
 from .design import ModelFrame, model_frame
@@ -202,7 +202,7 @@ class GeneralizedLinearMixedModel(MixedModel):
 
     @cached_property
     def _theta_lower(self) -> np.ndarray:
-        return np.concatenate([theta_lower(t.ell) for t in self.frame.terms])
+        return theta_bounds([t.ell for t in self.frame.terms])[1]
 
     @property
     def objective(self) -> float:
@@ -380,8 +380,7 @@ def _deviance_at(m, x) -> float:
 
 
 def _optimize(pirls: PIRLS, frame: ModelFrame, nagq: int) -> tuple[OptSummary, Mode]:
-    lower = np.concatenate([theta_lower(t.ell) for t in frame.terms])
-    start = np.concatenate([theta_start(t.ell) for t in frame.terms])
+    start, lower = theta_bounds([t.ell for t in frame.terms])
     k, p = len(start), frame.p
     state = {"u": None, "beta": _glm_start(pirls)}
 
