@@ -41,6 +41,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import datasets
 from .sandbox import LIB, ROOT, Limits, Sandbox
 
 __all__ = ["RunResult", "run_notebook", "staged_lmelib"]
@@ -58,10 +59,8 @@ class RunResult:
 
 
 def _lmelib_sources() -> tuple[Path, Path]:
-    import lmelib
-    from lmelib import datasets
-
-    return Path(lmelib.__file__).resolve().parent, Path(datasets.DATA_DIR).resolve()
+    """The lmelib package this module belongs to, and its data folder."""
+    return Path(__file__).resolve().parents[1], Path(datasets.DATA_DIR).resolve()
 
 
 def staged_lmelib(dest: Path) -> Path:
