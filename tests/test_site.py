@@ -156,11 +156,15 @@ def _start_build(cmd: list[str], log: Path) -> subprocess.Popen:
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True)
 
 
-def _finish_build(proc: subprocess.Popen, log: Path, what: str) -> None:
+def _finish_build(build: tuple, what: str) -> Path:
+    """Wait for a build started by `builds`; assert that it succeeded; return its HTML folder."""
+    proc, log, build_dir = build
     code = proc.wait(timeout=900)
     out = log.read_text()
     warnings = [ln for ln in out.splitlines() if "WARNING" in ln or "ERROR" in ln]
     assert code == 0, f"{what} failed:\n" + "\n".join(warnings or out.splitlines()[-40:])
+    assert (build_dir / "html" / "index.html").is_file()
+    return build_dir / "html"
 
 
 @pytest.fixture(scope="session")
@@ -204,22 +208,14 @@ def builds(book_src, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def site(builds) -> Path:
-    """Build the book with the README's command; return the HTML folder."""
-    proc, log, build_dir = builds["site"]
-    _finish_build(proc, log, "jupyter-book build -W -n --keep-going")
-    html_dir = build_dir / "html"
-    assert (html_dir / "index.html").is_file()
-    return html_dir
+    """The book built with the README's command: its HTML folder."""
+    return _finish_build(builds["site"], "jupyter-book build -W -n --keep-going")
 
 
 @pytest.fixture(scope="session")
 def student_site(builds) -> Path:
-    """Build the student edition with the README's command; return its HTML folder."""
-    proc, log, build_dir = builds["student"]
-    _finish_build(proc, log, "python -m lmelib.grading student-site")
-    html_dir = build_dir / "html"
-    assert (html_dir / "index.html").is_file()
-    return html_dir
+    """The student edition built with the README's command: its HTML folder."""
+    return _finish_build(builds["student"], "python -m lmelib.grading student-site")
 
 
 # --------------------------------------------------------------------------
