@@ -79,10 +79,9 @@ class Limits:
 
 
 def _checkout() -> Path:
-    """The folder lmelib was imported from (the instructor's checkout)."""
-    import lmelib
-
-    return Path(lmelib.__file__).resolve().parents[1]
+    """The folder lmelib was imported from (the instructor's checkout): lmelib/grading/ is two
+    levels below it."""
+    return Path(__file__).resolve().parents[2]
 
 
 def _python_paths() -> list[Path]:

@@ -55,10 +55,9 @@ class SpecError(ValueError):
 
 
 def book_dir() -> Path:
-    """The book/ folder of the checkout lmelib was imported from."""
-    import lmelib
-
-    return Path(lmelib.__file__).resolve().parents[1] / "book"
+    """The book/ folder of the checkout lmelib was imported from (lmelib/grading/ is two levels
+    below it)."""
+    return Path(__file__).resolve().parents[2] / "book"
 
 
 def spec_path(chapter: str | Path, book: Path | None = None) -> Path:
