@@ -18,7 +18,7 @@ from typing import Callable
 import nlopt
 import numpy as np
 
-# the polish's finite differences (derivatives.py), under the names polish uses;
+# the polish's finite differences
 from .derivatives import central_differences, hessian_offdiagonal
 
 __all__ = ["OptSummary", "minimize", "polish_and_settle"]
@@ -244,14 +244,12 @@ def minimize(
     maxeval: int = 100_000,
     polish_result: bool = True,
     initial_step: np.ndarray | None = None,
-    pair_evals: int = 2,
 ) -> OptSummary:
     """Minimise ``f`` over θ ≥ lower with BOBYQA, then settle the boundary and polish the rest.
 
     Returns the record of the run.  With ``polish_result=False`` (a first stage whose result is
     only a start) the Newton polish is skipped.  ``initial_step``: BOBYQA's initial steps per
-    element (NLopt scales the variables by them; by default NLopt's own).  ``pair_evals``: see
-    ``polish``.
+    element (NLopt scales the variables by them; by default NLopt's own).
     """
     start = np.asarray(start, dtype=float)
     lower = np.asarray(lower, dtype=float)
@@ -298,7 +296,7 @@ def minimize(
             moves += more
     before, steps, gnorm = count[0], 0, float("nan")
     if polish_result:
-        x, fx, more, steps, gnorm = polish_and_settle(fun, x, fx, lower, pair_evals)
+        x, fx, more, steps, gnorm = polish_and_settle(fun, x, fx, lower)
         moves += more
     return OptSummary(
         optimizer="NLOPT_LN_BOBYQA",
