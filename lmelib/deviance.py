@@ -72,6 +72,7 @@ import scipy.linalg.lapack
 import scipy.sparse as sp
 
 from .covariance import lambdas_of, theta_bounds, theta_slices
+from .schur import ScalarSchur
 
 if TYPE_CHECKING:  # for annotations only: design.py imports this module
     from .design import ModelFrame
@@ -364,6 +365,14 @@ def _scalar_rows(cp: CrossProducts) -> np.ndarray | None:
     return np.repeat(np.arange(cp.AR1.shape[0]), np.diff(cp.AR1.indptr))
 
 
+def _row_scale(cp: CrossProducts, lams: list[np.ndarray]) -> np.ndarray:
+    """The diagonal of Λ_R when every other term is scalar: λ of each level's term, 1 for [X y]."""
+    scale = np.ones(cp.ARR.shape[0])
+    for k, offset, _, m in cp.rest:
+        scale[offset : offset + m] = lams[k][0, 0]
+    return scale
+
+
 def dense(a) -> np.ndarray:
     """A block of L as an ndarray, whether it is stored dense or sparse."""
     return a if isinstance(a, np.ndarray) else a.toarray()
@@ -424,13 +433,28 @@ class ProfiledDeviance:
         """L21 = Λ_Rᵀ A_R1 blockdiag(D) for a sparse A_R1."""
         rows = self._AR1_rows if cp is self.cp else _scalar_rows(cp)
         if rows is not None:  # scalar terms: both factors are diagonal, so only the values change
-            row_scale = np.ones(cp.AR1.shape[0])
-            for k, offset, _, m in cp.rest:
-                row_scale[offset : offset + m] = lams[k][0, 0]
-            data = cp.AR1.data * D[:, 0, 0][cp.AR1.indices] * row_scale[rows]
+            data = cp.AR1.data * D[:, 0, 0][cp.AR1.indices] * _row_scale(cp, lams)[rows]
             return sp.csr_array((data, cp.AR1.indices, cp.AR1.indptr), shape=cp.AR1.shape)
         Dsp = sp.bsr_array((D, np.arange(cp.m1), np.arange(cp.m1 + 1)), shape=(cp.m1 * cp.ell1,) * 2)
         return sp.csr_array(self._lambda_rest(theta).T @ (cp.AR1 @ Dsp))
+
+    @cached_property
+    def _schur(self) -> ScalarSchur | None:
+        """The products behind L21 L21ᵀ when every term is scalar and A_R1 sparse (schur.py)."""
+        return None if self._AR1_rows is None else ScalarSchur.of(self.cp.AR1, self.cp.A11)
+
+    def _scalar_schur_complement(self, lams: list[np.ndarray]) -> np.ndarray:
+        """Λ_R (A_RR − G(w)) Λ_R = Λ_Rᵀ A_RR Λ_R − L21 L21ᵀ on the lower triangle (schur.py)."""
+        S = self.cp.ARR.copy()
+        self._schur.subtract(S, float(lams[0][0, 0]), self.cp.A11)
+        # Λ_R is λ_k I on the rows of term k and I on [X y]: scale block by block, one pass
+        bounds = [(offset, offset + m, lams[k][0, 0]) for k, offset, _, m in self.cp.rest]
+        bounds.append((self.cp.q_rest, len(S), 1.0))
+        for a, (r0, r1, la) in enumerate(bounds):
+            for c0, c1, lc in bounds[: a + 1]:
+                if la * lc != 1.0:
+                    S[r0:r1, c0:c1] *= la * lc
+        return S
 
     def _lambda_rest_t(self, M: np.ndarray, lams: list[np.ndarray]) -> np.ndarray:
         """Λ_Rᵀ M for a dense M, level by level (Λ_R is block diagonal)."""
@@ -462,19 +486,26 @@ class ProfiledDeviance:
             L11, inv = _chol_and_inverse(M11)
         # Step II: L21 = Λ_Rᵀ A_R1 Λ1 L11⁻ᵀ, level by level;
         # Step III: the Schur complement Λ_Rᵀ A_RR Λ_R − L21 L21ᵀ (+ I) and its factor L22
-        S = self._lambda_rest_t(self._lambda_rest_t(cp.ARR, lams).T, lams)  # ARR symmetric
-        if isinstance(cp.AR1, np.ndarray):  # dense
+        if cp is self.cp and self._schur is not None:  # scalar terms: G(w) from fixed products
+            D = lam1 * np.swapaxes(inv, 1, 2)
+            L21 = self._sparse_L21(theta, lams, D, cp)
+            S = self._scalar_schur_complement(lams)
+        elif isinstance(cp.AR1, np.ndarray):  # dense
+            S = self._lambda_rest_t(self._lambda_rest_t(cp.ARR, lams).T, lams)  # ARR symmetric
             r = cp.AR1.shape[0]
             AR1lam = (cp.AR1.reshape(-1, cp.ell1) @ lam1).reshape(r, -1)  # A_R1 Λ1
             L21 = self._lambda_rest_t(_times_blocks(AR1lam, np.swapaxes(inv, 1, 2)), lams)
             S -= L21 @ L21.T
         else:
+            S = self._lambda_rest_t(self._lambda_rest_t(cp.ARR, lams).T, lams)
             D = lam1 @ np.swapaxes(inv, 1, 2)  # Λ1 L11⁻ᵀ, block by block
             L21 = self._sparse_L21(theta, lams, D, cp)
             S -= (L21 @ L21.T).toarray()
         if cp.q_rest:
             S.flat[: cp.q_rest * (len(S) + 1) : len(S) + 1] += 1.0
-        L22, info = scipy.linalg.lapack.dpotrf(S, lower=1, clean=1, overwrite_a=1)
+        # LAPACK reads the lower triangle of S; S.T is the same matrix in Fortran order (no copy)
+        U, info = scipy.linalg.lapack.dpotrf(S.T, lower=0, clean=1, overwrite_a=1)
+        L22 = U.T
         if info != 0:
             # only the y pivot can vanish: a perfect fit leaves r² = 0
             raise FloatingPointError(

@@ -16,6 +16,7 @@ import pytest
 import scipy.sparse as sp
 
 import lmelib
+import lmelib.schur
 from lmelib.covariance import lambda_of
 from lmelib.deviance import CrossProducts, ProfiledDeviance
 from lmelib.design import model_frame
@@ -59,12 +60,15 @@ MODELS = [
 ]
 
 
-@pytest.fixture(params=["dense", "sparse"])
+@pytest.fixture(params=["dense", "sparse", "sparse, L21 L21ᵀ by class"])
 def storage(request, monkeypatch):
-    """A_R1 and L21 stored dense (small models, the default) or sparse (large crossed designs)."""
-    if request.param == "sparse":
+    """A_R1 and L21 stored dense (small models, the default) or sparse (large crossed designs);
+    with scalar terms, L21 L21ᵀ from products by level (the default) or by class (schur.py)."""
+    if request.param != "dense":
         monkeypatch.setattr(lmelib.deviance, "DENSE_WORK", 0)
-    return request.param
+    if request.param.endswith("by class"):
+        monkeypatch.setattr(lmelib.schur, "MAX_PAIRS", 0)
+    return request.param.split(",")[0]
 
 
 @pytest.mark.parametrize("reml", [True, False])
