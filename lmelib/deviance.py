@@ -122,6 +122,9 @@ class CrossProducts:
     rest: tuple[tuple[int, int, int, int], ...]  # (term index, offset, ℓ, levels) in R
     q_rest: int
     beta0: np.ndarray | None = None  # y was replaced by y − Xβ0 (see ``of``); β is β0 + the PLS solution
+    # ARR already less L21 L21ᵀ at Λ_R = I (an observation-level first term absorbed into the
+    # weights, pirls.WeightedProducts): step III then only scales it
+    absorbed: bool = False
 
     @classmethod
     def of(cls, frame: ModelFrame, sqrtw: np.ndarray | None = None,
@@ -495,7 +498,8 @@ class ProfiledDeviance:
             r = cp.AR1.shape[0]
             AR1lam = (cp.AR1.reshape(-1, cp.ell1) @ lam1).reshape(r, -1)  # A_R1 Λ1
             L21 = self._lambda_rest_t(_times_blocks(AR1lam, np.swapaxes(inv, 1, 2)), lams)
-            S -= L21 @ L21.T
+            if not cp.absorbed:
+                S -= L21 @ L21.T
         else:
             S = self._lambda_rest_t(self._lambda_rest_t(cp.ARR, lams).T, lams)
             D = lam1 @ np.swapaxes(inv, 1, 2)  # Λ1 L11⁻ᵀ, block by block

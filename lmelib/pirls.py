@@ -138,6 +138,10 @@ class WeightedProducts:
         self.q_rest, self.px = int(self.offsets[-1]), self.X.shape[1]
         self.r, self.q1 = self.q_rest + self.px + 1, t1.q
         self.dense = self.r**2 * t1.q <= DENSE_WORK
+        # an observation-level scalar first term ((1 | obs): one row per level) is absorbed into
+        # the weights of the other blocks (``of``)
+        self.absorbs = (self.dense and len(self.terms) > 1 and t1.ell == 1 and t1.n_levels == frame.n
+                        and np.array_equal(np.sort(t1.codes), np.arange(frame.n)))
         self._template = CrossProducts._blocked(
             _frame_with_x(frame, self.X), True, np.zeros((t1.n_levels, t1.ell, t1.ell)),
             np.zeros((self.r, t1.q)), np.zeros((self.r, self.r)))
@@ -195,8 +199,15 @@ class WeightedProducts:
 
     # ------------------------------------------------------------ values
 
-    def of(self, w: np.ndarray, z: np.ndarray) -> CrossProducts:
-        """The blocks of A for weights w and response z; only values are computed."""
+    def of(self, w: np.ndarray, z: np.ndarray, lam1: float | None = None) -> CrossProducts:
+        """The blocks of A for weights w and response z; only values are computed.
+
+        With ``lam1`` (λ of the first term) and an observation-level first term, A_RR comes
+        less L21 L21ᵀ (at Λ_R = I): row o of [Z_rest X z] meets one level, with
+        L11² = λ1² w_o v_o² + 1, so A_RR − L21 L21ᵀ is the same sum over rows with weights
+        w_o − λ1² w_o² v_o² / L11² = w_o / (λ1² w_o v_o² + 1), and step III of the blocked
+        Cholesky forms no product with L21 (``CrossProducts.absorbed``).
+        """
         if not self.dense:  # A_R1 too large to hold dense: the sparse construction of CrossProducts
             import dataclasses
 
@@ -209,11 +220,16 @@ class WeightedProducts:
         self._w11.into(A11, w)
         self._wr1.into(AR1, w)
         self._zr1.into(AR1, wz)
+        absorbed = self.absorbs and lam1 is not None
+        if absorbed:
+            w = w / (lam1 * lam1 * w * t1.values[:, 0] ** 2 + 1.0)
+            wz = w * z
         self._wrr.into(ARR, w)
         self._zrr.into(ARR, wz)
         ARR[-1, -1] = wz @ z
         return CrossProducts(n=self.frame.n, p=self.px, ell1=t1.ell, m1=t1.n_levels, A11=A11,
-                             AR1=AR1, ARR=ARR, rest=self._template.rest, q_rest=self.q_rest)
+                             AR1=AR1, ARR=ARR, rest=self._template.rest, q_rest=self.q_rest,
+                             absorbed=absorbed)
 
 
 def _ones(column: np.ndarray) -> bool:
@@ -349,14 +365,15 @@ class PIRLS:
         d = _mu_eta(self.family.link, eta, mu)
         w = self.prior_w * d**2 / self.family.variance(mu)
         resid = (self.y - mu) / d
+        lam1 = float(theta[0]) if wp.absorbs else None  # the first term is scalar: λ1 = θ1
         if with_beta:
-            sol = solver.solve(theta, cp=wp.of(w, eta - self.offset + resid))
+            sol = solver.solve(theta, cp=wp.of(w, eta - self.offset + resid, lam1))
             return sol, sol.u, sol.beta
         z = eta - (self._fixed(beta) if fixed is None else fixed) + resid
         if len(self.frame.terms) == 1:
             sol, u_new = self._solve_one_term(theta, wp, w, z)
             return sol, u_new, beta
-        sol = solver.solve(theta, cp=wp.of(w, z))
+        sol = solver.solve(theta, cp=wp.of(w, z, lam1))
         return sol, sol.u, beta
 
 

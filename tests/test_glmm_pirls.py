@@ -152,3 +152,32 @@ def test_agq_correction_equals_the_node_by_node_sum(nagq):
 
     acc = sum(wk * np.exp(-0.5 * (g(mode.u + zk / Lii) - g(mode.u)) + 0.5 * zk**2) for zk, wk in zip(z, w))
     assert agq_correction(pirls, theta, mode, nagq) == pytest.approx(-2.0 * np.log(acc).sum(), rel=1e-10, abs=1e-10)
+
+
+@pytest.mark.parametrize("name", ["grouseticks_olre", "grouseticks_rest_slope"])
+@pytest.mark.parametrize("with_x", [True, False])
+def test_observation_level_term_absorbed_into_the_weights(name, with_x):
+    """An observation-level first term: A_RR − L21 L21ᵀ from modified weights gives the same
+    factor as the product with L21 (WeightedProducts.of with lam1, CrossProducts.absorbed)."""
+    formula, data, _ = MODELS[name]
+    frame = model_frame(formula, _data(data), residual=False)
+    wp = WeightedProducts(frame, with_x)
+    assert wp.absorbs
+    solver = ProfiledDeviance(dataclasses.replace(frame, X=wp.X), False, cp=wp._template)
+    rng = np.random.default_rng(5)
+    w, z = rng.uniform(0.1, 3.0, frame.n), rng.normal(size=frame.n)
+    n_theta = len(solver.start)
+    for theta in (np.full(n_theta, 0.8), rng.uniform(0.1, 2.0, n_theta)):
+        plain = solver.solve(theta, cp=wp.of(w, z))
+        absorbed_cp = wp.of(w, z, float(theta[0]))
+        assert absorbed_cp.absorbed and not wp.of(w, z).absorbed
+        absorbed = solver.solve(theta, cp=absorbed_cp)
+        # the two routes round differently where the Schur complement cancels digits
+        np.testing.assert_allclose(absorbed.L22, plain.L22, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(absorbed.u, plain.u, rtol=1e-9, atol=1e-12)
+        assert absorbed.ldL2 == pytest.approx(plain.ldL2, rel=1e-12)
+
+
+def test_no_absorption_without_an_observation_level_first_term():
+    formula, data, _ = MODELS["grouseticks"]
+    assert not WeightedProducts(model_frame(formula, _data(data), residual=False), True).absorbs
