@@ -62,6 +62,7 @@ equation numbers as the paper numbers them)
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -97,8 +98,8 @@ def objective(ldL2: float, ldRX2: float, pwrss: float, n: int, p: int, reml: boo
     """ML deviance (eqn. 34) or REML criterion (eqn. 41) from the PLS pieces."""
     if reml:
         nmp = n - p
-        return ldL2 + ldRX2 + nmp * (1.0 + LOG_2PI + np.log(pwrss / nmp))
-    return ldL2 + n * (1.0 + LOG_2PI + np.log(pwrss / n))
+        return ldL2 + ldRX2 + nmp * (1.0 + LOG_2PI + math.log(pwrss / nmp))
+    return ldL2 + n * (1.0 + LOG_2PI + math.log(pwrss / n))
 
 
 @dataclass(frozen=True, eq=False)
@@ -309,9 +310,8 @@ class PLSSolution:
     @property
     def ldL2(self) -> float:
         """log |Lθ|² of the random-effects block (eqn. 34)."""
-        m, ell = self.L11.shape[:2]
-        d11 = self.L11.reshape(m, ell * ell)[:, :: ell + 1]  # the diagonals, without a copy per level
-        return 2.0 * (np.log(d11).sum() + self._log_diag22[: self.q_rest].sum())
+        d11 = self.L11 if self.L11.shape[1] == 1 else np.diagonal(self.L11, axis1=1, axis2=2)
+        return 2.0 * float(np.log(d11).sum() + self._log_diag22[: self.q_rest].sum())
 
     @property
     def ldRX2(self) -> float:
@@ -459,6 +459,12 @@ class ProfiledDeviance:
                     S[r0:r1, c0:c1] *= la * lc
         return S
 
+    def _rest_congruence(self, A: np.ndarray, lams: list[np.ndarray]) -> np.ndarray:
+        """Λ_Rᵀ A Λ_R for a symmetric A, as a new array."""
+        if not self.cp.rest:  # Λ_R = I: X and y only
+            return A.copy()
+        return self._lambda_rest_t(self._lambda_rest_t(A, lams).T, lams)
+
     def _lambda_rest_t(self, M: np.ndarray, lams: list[np.ndarray]) -> np.ndarray:
         """Λ_Rᵀ M for a dense M, level by level (Λ_R is block diagonal)."""
         out = M.copy()
@@ -494,14 +500,15 @@ class ProfiledDeviance:
             L21 = self._sparse_L21(theta, lams, D, cp)
             S = self._scalar_schur_complement(lams)
         elif isinstance(cp.AR1, np.ndarray):  # dense
-            S = self._lambda_rest_t(self._lambda_rest_t(cp.ARR, lams).T, lams)  # ARR symmetric
-            r = cp.AR1.shape[0]
-            AR1lam = (cp.AR1.reshape(-1, cp.ell1) @ lam1).reshape(r, -1)  # A_R1 Λ1
-            L21 = self._lambda_rest_t(_times_blocks(AR1lam, np.swapaxes(inv, 1, 2)), lams)
+            S = self._rest_congruence(cp.ARR, lams)
+            D = lam1[0, 0] * inv if cp.ell1 == 1 else lam1 @ np.swapaxes(inv, 1, 2)  # Λ1 L11⁻ᵀ per level
+            L21 = _times_blocks(cp.AR1, D)
+            if cp.rest:
+                L21 = self._lambda_rest_t(L21, lams)
             if not cp.absorbed:
                 S -= L21 @ L21.T
         else:
-            S = self._lambda_rest_t(self._lambda_rest_t(cp.ARR, lams).T, lams)
+            S = self._rest_congruence(cp.ARR, lams)
             D = lam1 @ np.swapaxes(inv, 1, 2)  # Λ1 L11⁻ᵀ, block by block
             L21 = self._sparse_L21(theta, lams, D, cp)
             S -= (L21 @ L21.T).toarray()
@@ -518,4 +525,4 @@ class ProfiledDeviance:
 
     def __call__(self, theta: np.ndarray) -> float:
         sol = self.solve(theta)
-        return objective(sol.ldL2, sol.ldRX2, sol.pwrss, self.cp.n, self.cp.p, self.reml)
+        return objective(sol.ldL2, sol.ldRX2 if self.reml else 0.0, sol.pwrss, self.cp.n, self.cp.p, self.reml)
