@@ -238,14 +238,18 @@ def minimize(
     start: np.ndarray,
     lower: np.ndarray,
     *,
-    ftol_rel: float = 1e-12,
-    ftol_abs: float = 1e-10,
-    xtol_abs: float = 1e-10,
+    ftol_rel: float = 1e-10,
+    ftol_abs: float = 1e-8,
+    xtol_abs: float = 1e-8,
     maxeval: int = 100_000,
     polish_result: bool = True,
     initial_step: np.ndarray | None = None,
 ) -> OptSummary:
     """Minimise ``f`` over θ ≥ lower with BOBYQA, then settle the boundary and polish the rest.
+
+    BOBYQA stops at lme4's stricter tolerances (``xtol_abs`` and ``ftol_abs`` 1e-8, the values
+    lme4's ``?convergence`` suggests for checking a fit): the Newton polish after it settles
+    the last digits, so tighter ones would only add evaluations.
 
     Returns the record of the run.  With ``polish_result=False`` (a first stage whose result is
     only a start) the Newton polish is skipped.  ``initial_step``: BOBYQA's initial steps per
