@@ -77,13 +77,26 @@ def test_matches_richardson(data, formula, theta, reml, storage):
         assert np.max(np.abs(g)) > 1e-3  # away from the optimum: a gradient worth testing
 
 
-@pytest.mark.parametrize("theta", [[0.9, 0.3, 0.0], [0.0, 0.3, 0.2], [0.9, 0.0, 0.0]])
-def test_singular_lambda(theta, storage):
+SINGULAR = [
+    # λ of the first term singular; the second term's λ invertible
+    ("sleepstudy", "Reaction ~ Days + (Days | Subject) + (1 | Days)", [0.9, 0.3, 0.0, 0.5]),
+    ("sleepstudy", "Reaction ~ Days + (Days | Subject) + (1 | Days)", [0.0, 0.3, 0.2, 0.5]),
+    # a term of the dense block at, near and just above its bound (gradient.INVERTIBLE = 1e-4)
+    ("penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)", [1.5, 0.0]),
+    ("penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)", [1.5, 1e-5]),
+    ("penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)", [1.5, 3e-4]),
+    ("produc", "log(gsp) ~ log(pc) + (1 | state) + (unemp | region)", [3.0, 1.0, -0.2, 0.0]),
+    ("produc", "log(gsp) ~ log(pc) + (1 | state) + (unemp | region)", [3.0, 0.0, 0.5, 0.3]),
+]
+
+
+@pytest.mark.parametrize("data, formula, theta", SINGULAR)
+def test_singular_lambda(data, formula, theta, storage):
     """At a singular λ (a variance at its bound) nothing is divided by λ: still exact."""
-    frame = model_frame("Reaction ~ Days + (Days | Subject) + (1 | Days)", lmelib.datasets.load("sleepstudy"))
-    f = ProfiledDeviance(frame, True)
-    g = assert_gradient(f, np.array(theta + [0.5]))
-    assert np.max(np.abs(g)) > 1e-3
+    frame = model_frame(formula, lmelib.datasets.load(data))
+    for reml in (True, False):
+        g = assert_gradient(ProfiledDeviance(frame, reml), np.array(theta))
+        assert np.max(np.abs(g)) > 1e-3
 
 
 @pytest.mark.parametrize("kwargs", [{"sqrtw": True}, {"transform": True}, {"sqrtw": True, "transform": True}])
