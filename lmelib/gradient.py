@@ -72,7 +72,7 @@ from .deviance import CrossProducts, PLSSolution, ProfiledDeviance, objective
 __all__ = ["gradient", "objective_and_gradient"]
 
 INVERTIBLE = 1e-4  # smallest singular value of λ from which a dense-block term uses P_gg λ = I − V_gg
-LEVEL_CHUNK = 4_000_000  # entries of the dense T W formed at a time
+LEVEL_CHUNK = 4_000_000  # entries of the dense T U formed at a time
 
 
 def objective_and_gradient(dev: ProfiledDeviance, theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -106,22 +106,21 @@ def _log_det_terms(cp: CrossProducts, sol: PLSSolution, lams: list[np.ndarray], 
     T = _leading_inverse_factor(sol.L22, s)  # V = TᵀT
     LamRt = _lambda_rest(cp, lams)[:s, :s].T
     AR1 = cp.AR1[:s]
-    out, UH = {}, None
+    out, first, U = {}, None, None
     if cp.m1:
         first = _FirstTerm(cp, sol.L11, lams[0])
         U = LamRt @ AR1  # Λ_Rᵀ A_R1
         K = _level_grams(T, U, cp.m1, cp.ell1)  # U_gᵀ V U_g
         # P_11 = blockdiag(A_g⁻¹λᵀA11_g) + WᵀVF, with W_g = U_g λA_g⁻¹ and F_g = −U_g G_g
         out[0] = first.base - np.einsum("gba,gbc,gcd->ad", first.lam_Ainv, K, first.G)
-        UH = first.times(U, first.H)
     for k, offset, ell, m in cp.rest:
         block = slice(offset, offset + m * ell)
         if np.linalg.svd(lams[k], compute_uv=False).min() >= INVERTIBLE:
             out[k] = _through_inverse(T[:, block], lams[k], m)
         else:
             C = LamRt @ cp.ARR[:s, block]  # P_RR = V C, C = Λ_Rᵀ A_RR − U blockdiag(λA_g⁻¹λᵀ) A_R1ᵀ
-            if UH is not None:
-                C = C - _dense(UH @ AR1[block].T)
+            if first is not None:
+                C = C - _dense(first.times(U, first.H) @ AR1[block].T)
             out[k] = _block_sums(T[:, block], T @ C, m, ell)
     return out
 
