@@ -112,7 +112,8 @@ def test_weighted_and_mixing_transform(kwargs):
     cp = CrossProducts.of(frame, **args)
     assert (cp.m1 == 0) == ("transform" in kwargs)
     for reml in (True, False):
-        assert_gradient(ProfiledDeviance(frame, reml, cp=cp), np.array([1.5, 3.0]))
+        for theta in ([1.5, 3.0], [0.0, 3.0]):  # the second with a singular λ
+            assert_gradient(ProfiledDeviance(frame, reml, cp=cp), np.array(theta))
 
 
 REFERENCE_FITS = [
