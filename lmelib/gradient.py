@@ -104,21 +104,21 @@ def gradient(dev: ProfiledDeviance, theta: np.ndarray) -> np.ndarray:
 def _log_det_terms(cp: CrossProducts, sol: PLSSolution, lams: list[np.ndarray], s: int) -> dict:
     """Σ_g P_gg (ℓ × ℓ) for each term, P = B⁻¹Λ̃ᵀM, by term index."""
     T = _leading_inverse_factor(sol.L22, s)  # V = TᵀT
-    LamRt = _lambda_rest(cp, lams)[:s, :s].T
     AR1 = cp.AR1[:s]
     out, first, U = {}, None, None
     if cp.m1:
         first = _FirstTerm(cp, sol.L11, lams[0])
-        U = LamRt @ AR1  # Λ_Rᵀ A_R1
+        U = _lambda_rest_t(cp, lams, AR1)  # Λ_Rᵀ A_R1
         K = _level_grams(T, U, cp.m1, cp.ell1)  # U_gᵀ V U_g
         # P_11 = blockdiag(A_g⁻¹λᵀA11_g) + WᵀVF, with W_g = U_g λA_g⁻¹ and F_g = −U_g G_g
         out[0] = first.base - np.einsum("gba,gbc,gcd->ad", first.lam_Ainv, K, first.G)
     for k, offset, ell, m in cp.rest:
         block = slice(offset, offset + m * ell)
-        if np.linalg.svd(lams[k], compute_uv=False).min() >= INVERTIBLE:
+        smallest = abs(lams[k][0, 0]) if ell == 1 else np.linalg.svd(lams[k], compute_uv=False).min()
+        if smallest >= INVERTIBLE:
             out[k] = _through_inverse(T[:, block], lams[k], m)
         else:
-            C = LamRt @ cp.ARR[:s, block]  # P_RR = V C, C = Λ_Rᵀ A_RR − U blockdiag(λA_g⁻¹λᵀ) A_R1ᵀ
+            C = _lambda_rest_t(cp, lams, cp.ARR[:s, block])  # P_RR = V C, C = Λ_Rᵀ A_RR − U blockdiag(λA_g⁻¹λᵀ) A_R1ᵀ
             if first is not None:
                 C = C - _dense(first.times(U, first.H) @ AR1[block].T)
             out[k] = _block_sums(T[:, block], T @ C, m, ell)
@@ -144,10 +144,23 @@ def _leading_inverse_factor(L22: np.ndarray, s: int) -> np.ndarray:
     return T
 
 
-def _lambda_rest(cp: CrossProducts, lams: list[np.ndarray]) -> sp.csr_array:
-    """Λ_R: one λ per level of each term in the dense block, then I for [X y] (lme4's Lambdat, transposed)."""
-    blocks = [sp.kron(sp.eye_array(m), sp.csr_array(lams[k])) for k, _, _, m in cp.rest]
-    return sp.csr_array(sp.block_diag(blocks + [sp.eye_array(cp.p + 1)], format="csr"))
+def _lambda_rest_t(cp: CrossProducts, lams: list[np.ndarray], M):
+    """Λ_Rᵀ M for the first rows of the dense block (Λ_R: one λ per level of each term there,
+    then I for [X y]), level by level for a dense M, as one sparse product for a sparse one."""
+    if not cp.rest:
+        return M
+    if not isinstance(M, np.ndarray):
+        blocks = [sp.kron(sp.eye_array(m), sp.csr_array(lams[k])) for k, _, _, m in cp.rest]
+        lam_r = sp.block_diag(blocks + [sp.eye_array(cp.p + 1)], format="csr")
+        return sp.csr_array(lam_r[: M.shape[0], : M.shape[0]].T @ M)
+    out = M.copy()
+    for k, offset, ell, m in cp.rest:
+        rows = slice(offset, offset + m * ell)
+        if ell == 1:
+            out[rows] *= lams[k][0, 0]
+        else:
+            out[rows] = (lams[k].T @ M[rows].reshape(m, ell, -1)).reshape(m * ell, -1)
+    return out
 
 
 def _block_sums(X: np.ndarray, Y: np.ndarray, m: int, ell: int) -> np.ndarray:

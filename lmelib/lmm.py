@@ -9,6 +9,7 @@ built once and never changes; derived values are computed on first use.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -23,6 +24,7 @@ from .design import ModelFrame
 from .deviance import PLSSolution, ProfiledDeviance, dense_rows, objective
 from .structured import StructuredDeviance, split
 from .structures import ErrorModel, residual_acf, structure_intervals
+from .gradient import objective_and_gradient
 from .optimize import OptSummary, minimize
 from .ranef import new_codes_values, zb
 from . import summary as _summary
@@ -43,6 +45,9 @@ def check_reml(reml) -> None:
         raise TypeError(f"reml must be True or False, not {reml!r} ({type(reml).__name__})")
 
 
+GRADIENT_ROWS = 300  # rows of L's dense block from which the polish uses the analytic gradient
+
+
 @dataclass(frozen=True, eq=False)
 class LinearMixedModel(MixedModel):
     """A fitted linear mixed model (lme4's ``merMod``)."""
@@ -60,8 +65,16 @@ class LinearMixedModel(MixedModel):
 
     @classmethod
     def _fit(cls, frame: ModelFrame, reml: bool, errors: ErrorModel | None) -> "LinearMixedModel":
-        f = ProfiledDeviance(frame, reml) if errors is None else StructuredDeviance(frame, reml, errors)
-        optsum = minimize(f, f.start, f.lower)
+        if errors is None:
+            f = ProfiledDeviance(frame, reml)
+            # the analytic gradient (gradient.py) where an evaluation is dominated by the dense block's
+            # factorisation: a gradient then costs about two evaluations, and the polish needs a few
+            # instead of finite differences; on small models its array overhead costs 4-9 evaluations
+            fg = functools.partial(objective_and_gradient, f) if dense_rows(frame) >= GRADIENT_ROWS else None
+            optsum = minimize(f, f.start, f.lower, gradient=fg)
+        else:
+            f = StructuredDeviance(frame, reml, errors)
+            optsum = minimize(f, f.start, f.lower)
         return cls(frame, bool(reml), optsum, f.solve(optsum.final), errors)
 
     # ---------------------------------------------------- simulation (simulate.py)

@@ -52,6 +52,12 @@ FD_WIDE = 10.0
 # deviance is flat to first order (it depends on θᵢ²), so 1e-7 and 0 differ by ~1e-14 in f.
 BOUNDARY_ZONE = 1e-4
 BOUNDARY_RTOL = 1e-12
+# The polish with an analytic gradient (``gradient_polish``): the Hessian from forward differences
+# of the gradient, steps GRAD_FD_REL × max(|x|, FD_FLOOR), made again after a step longer than
+# LONG_STEP relative; at most GRAD_MAXIT steps.
+GRAD_FD_REL = 1e-6
+LONG_STEP = 1e-3
+GRAD_MAXIT = 30
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,7 @@ class OptSummary:
     returnvalue: str  # BOBYQA's own stopping message
     boundary_moves: int  # elements of θ set to their bound after the optimiser stopped
     polish_feval: int = 0  # evaluations spent by the Newton polish (included in feval)
+    polish_gradients: int = 0  # of them, evaluations with the analytic gradient
     polish_steps: int = 0  # Newton steps taken
     grad_norm: float = float("nan")  # max |∂f/∂x| over the free elements at the final point
 
@@ -85,7 +92,8 @@ class OptSummary:
             ("initial", np.array2string(self.initial, precision=5)),
             ("final", np.array2string(self.final, precision=5)),
             ("objective", f"{self.fmin:.6f}"),
-            ("evaluations", f"{self.feval} ({self.polish_feval} in the polish, {self.polish_steps} Newton steps)"),
+            ("evaluations", f"{self.feval} ({self.polish_feval} in the polish, {self.polish_gradients} of them "
+                            f"with the gradient; {self.polish_steps} Newton steps)"),
             ("gradient", f"max |grad| {self.grad_norm:.1e} over the free parameters"),
             ("tolerances", f"ftol_rel={self.ftol_rel:g}, ftol_abs={self.ftol_abs:g}, xtol_abs={self.xtol_abs:g}"),
             ("returned", self.returnvalue),
@@ -211,21 +219,80 @@ def polish(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray,
     return x, fx, steps, gnorm
 
 
+def gradient_polish(fg: Callable, x: np.ndarray, fx: float,
+                    lower: np.ndarray) -> tuple[np.ndarray, float, int, float]:
+    """``polish`` for an objective with an analytic gradient, ``fg(x) -> (f(x), ∇f(x))``.
+
+    Newton steps on the elements not on their bound, with the Hessian from forward differences
+    of the gradient (one gradient per free element; made again after a long step): the end point
+    is the zero of the exact gradient to STEP_TOL relative, whatever the start, row order or BLAS
+    kernel, for a few gradients instead of ``polish``'s finite differences of f.  A step goes at
+    most half-way to a bound (``_settle_boundary`` puts an element on it afterwards); far from
+    the zero (a step over LOCAL_STEP relative) it is halved until the objective does not rise.
+    Returns (x, f(x), steps, max |gradient| over the free elements).
+    """
+    free = np.flatnonzero(~(x <= lower))
+    if len(free) == 0:
+        return x, fx, 0, 0.0
+    x0, f0 = x, fx
+    noise = 1e-13 * max(1.0, abs(fx))
+    fx, g = fg(x)
+    H, steps = None, 0
+    for _ in range(GRAD_MAXIT):
+        if H is None:
+            H = _gradient_hessian(fg, x, g, free)
+        p = np.zeros_like(x)
+        p[free] = _newton_direction(H, g[free])
+        p = _inside(x, p, lower, free, share=0.5)
+        size = np.max(np.abs(p) / np.maximum(np.abs(x), FD_FLOOR))
+        if size < STEP_TOL:  # the zero is within STEP_TOL: x is the optimum to that precision
+            break
+        for _ in range(10):
+            trial = x + p
+            ft, gt = fg(trial)
+            if size < LOCAL_STEP or ft <= fx + noise:
+                break
+            p, size = p / 2, size / 2
+        else:
+            break
+        x, fx, g, steps = trial, ft, gt, steps + 1
+        if size > LONG_STEP:
+            H = None
+    gnorm = float(np.max(np.abs(g[free])))
+    if fx > f0 + 1e3 * noise:
+        return x0, f0, 0, gnorm
+    return x, fx, steps, gnorm
+
+
+def _gradient_hessian(fg: Callable, x: np.ndarray, g: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """The Hessian over the free elements from forward differences of the gradient, symmetrised."""
+    h = GRAD_FD_REL * np.maximum(np.abs(x), FD_FLOOR)
+    H = np.empty((len(free), len(free)))
+    for a, i in enumerate(free):
+        step = np.zeros_like(x)
+        step[i] = h[i]  # upwards: never below a bound
+        H[:, a] = (fg(x + step)[1][free] - g[free]) / h[i]
+    return (H + H.T) / 2
+
+
 def polish_and_settle(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray,
-                      pair_evals: int = 2) -> tuple[np.ndarray, float, int, int, float]:
-    """``polish``, then the boundary settled; an element the polish brought near its bound is put
-    on it and the others polished again.  Returns (x, f(x), boundary moves, steps, max |gradient|)."""
-    x, fx, steps, gnorm = polish(f, x, fx, lower, pair_evals)
+                      pair_evals: int = 2, fg: Callable | None = None) -> tuple[np.ndarray, float, int, int, float]:
+    """``polish`` (or ``gradient_polish`` when ``fg`` gives the gradient), then the boundary
+    settled; an element the polish brought near its bound is put on it and the others polished
+    again.  Returns (x, f(x), boundary moves, steps, max |gradient|)."""
+    run = (lambda x, fx: polish(f, x, fx, lower, pair_evals)) if fg is None else (
+        lambda x, fx: gradient_polish(fg, x, fx, lower))
+    x, fx, steps, gnorm = run(x, fx)
     x, fx, moves = _settle_boundary(f, x, fx, lower)
     if moves:
-        x, fx, more, gnorm = polish(f, x, fx, lower, pair_evals)
+        x, fx, more, gnorm = run(x, fx)
         steps += more
     return x, fx, moves, steps, gnorm
 
 
-def _inside(x, p, lower, free) -> np.ndarray:
-    """Shorten a step so that no free element goes below its bound."""
-    room = (x - lower)[free]
+def _inside(x, p, lower, free, share: float = 1.0) -> np.ndarray:
+    """Shorten a step so that no free element goes further than ``share`` of the way to its bound."""
+    room = share * (x - lower)[free]
     neg = p[free] < 0
     if np.any(neg & (-p[free] > room)):
         t = np.min(room[neg] / -p[free][neg])
@@ -244,6 +311,7 @@ def minimize(
     maxeval: int = 100_000,
     polish_result: bool = True,
     initial_step: np.ndarray | None = None,
+    gradient: Callable | None = None,
 ) -> OptSummary:
     """Minimise ``f`` over θ ≥ lower with BOBYQA, then settle the boundary and polish the rest.
 
@@ -253,7 +321,9 @@ def minimize(
 
     Returns the record of the run.  With ``polish_result=False`` (a first stage whose result is
     only a start) the Newton polish is skipped.  ``initial_step``: BOBYQA's initial steps per
-    element (NLopt scales the variables by them; by default NLopt's own).
+    element (NLopt scales the variables by them; by default NLopt's own).  ``gradient``:
+    ``x -> (f(x), ∇f(x))`` when the gradient is known (a linear mixed model's, gradient.py), for
+    the polish only: BOBYQA, as lme4's, uses none.
     """
     start = np.asarray(start, dtype=float)
     lower = np.asarray(lower, dtype=float)
@@ -288,6 +358,12 @@ def minimize(
             return best[0].copy(), best[1], nlopt.ROUNDOFF_LIMITED
 
     fun = lambda t: objective(t, None)  # noqa: E731
+    with_gradient = [0]
+
+    def fg(x):  # an evaluation with the gradient counts as one evaluation
+        count[0] += 1
+        with_gradient[0] += 1
+        return gradient(x)
     x, fx, code = run(start)
     x, fx, moves = _settle_boundary(fun, x, fx, lower)
     if np.any(x[np.isfinite(lower)] == lower[np.isfinite(lower)]):
@@ -300,7 +376,7 @@ def minimize(
             moves += more
     before, steps, gnorm = count[0], 0, float("nan")
     if polish_result:
-        x, fx, more, steps, gnorm = polish_and_settle(fun, x, fx, lower)
+        x, fx, more, steps, gnorm = polish_and_settle(fun, x, fx, lower, fg=None if gradient is None else fg)
         moves += more
     return OptSummary(
         optimizer="NLOPT_LN_BOBYQA",
@@ -316,6 +392,7 @@ def minimize(
         returnvalue=_RESULTS.get(code, f"nlopt code {code}"),
         boundary_moves=moves,
         polish_feval=count[0] - before,
+        polish_gradients=with_gradient[0],
         polish_steps=steps,
         grad_norm=gnorm,
     )

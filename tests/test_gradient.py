@@ -150,3 +150,18 @@ def test_stationary_at_the_fitted_optimum(data, formula, reml):
     assert np.max(np.abs(step) / np.maximum(np.abs(theta[free]), 0.1)) < 1e-6
     # the same point moved off the optimum has a gradient far from zero
     assert np.max(np.abs(gradient(f, theta * 1.01)[free])) > 1e3 * np.max(np.abs(g[free])) + 1e-6
+
+
+def test_large_dense_block_fit_polishes_with_the_gradient(monkeypatch):
+    """lmer uses the gradient polish from GRADIENT_ROWS dense rows on, and both polishes end at
+    the same optimum (the finite-difference one within its own accuracy)."""
+    import lmelib.lmm
+    data = lmelib.datasets.load("penicillin")
+    fits = {}
+    for rows in (0, 10**9):  # gradient polish for every model / for none
+        monkeypatch.setattr(lmelib.lmm, "GRADIENT_ROWS", rows)
+        fits[rows] = lmelib.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", data, reml=False)
+    grad, fd = fits[0].optsum, fits[10**9].optsum
+    assert grad.polish_gradients > 0 and fd.polish_gradients == 0
+    np.testing.assert_allclose(grad.final, fd.final, rtol=1e-8)
+    assert fits[0].objective <= fits[10**9].objective + 1e-9

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import cubic_bowl, noisy_quadratic
-from lmelib.optimize import minimize, polish
+from lmelib.optimize import gradient_polish, minimize, polish
 
 
 def quadratic(center, H):
@@ -102,3 +102,37 @@ def test_initial_step_is_passed_to_bobyqa():
     moves = np.abs(np.array(seen[:5]) - start)
     assert np.isclose(moves[:, 0].max(), 0.1) and np.isclose(moves[:, 1].max(), 10.0)
     np.testing.assert_allclose(res.final, [0.5, 300.0], atol=1e-3)
+
+
+def _cubic_bowl_fg(x):
+    """cubic_bowl and its gradient, by hand (an independent check of gradient_polish's end point)."""
+    d = np.asarray(x, float) - np.array([0.8, -0.3, 1.1])
+    H = np.array([[5.0, 2.0, 0.5], [2.0, 3.0, -1.0], [0.5, -1.0, 2.0]])
+    g = 2 * H @ d + np.array([0.9 * d[0] ** 2 + 0.2 * d[1] * d[2], 0.2 * d[0] * d[2], 0.2 * d[0] * d[1]])
+    return cubic_bowl(x), g
+
+
+@pytest.mark.parametrize("start", [[0.9, -0.2, 1.0], [0.5, 0.1, 1.6], [0.81, -0.29, 1.1]])
+def test_gradient_polish_ends_at_the_zero_of_the_gradient(start):
+    x0 = np.array(start)
+    x, fx, steps, gnorm = gradient_polish(_cubic_bowl_fg, x0, cubic_bowl(x0), np.full(3, -np.inf))
+    assert np.max(np.abs(_cubic_bowl_fg(x)[1])) < 1e-8 and gnorm < 1e-6
+    assert fx <= cubic_bowl(x0)
+    # the same point as the finite-difference polish, which does not use the gradient
+    xf, _, _, _ = polish(cubic_bowl, x0, cubic_bowl(x0), np.full(3, -np.inf))
+    np.testing.assert_allclose(x, xf, atol=1e-8)
+
+
+def test_gradient_polish_keeps_bounds_and_minimize_counts_its_gradients():
+    # minimum over x0 ≥ 0 on the bound (f depends on x0² there), x1 free
+    def fg(x):
+        return float(3 * x[0] ** 2 + x[0] ** 4 + (x[1] - 1.2) ** 2), np.array([6 * x[0] + 4 * x[0] ** 3, 2 * (x[1] - 1.2)])
+    calls = []
+
+    def counted(x):
+        calls.append(x.copy())
+        return fg(x)
+    res = minimize(lambda x: fg(x)[0], np.array([1.0, 1.0]), np.array([0.0, -np.inf]), gradient=counted)
+    assert res.final[0] == 0.0 and abs(res.final[1] - 1.2) < 1e-10
+    assert res.polish_gradients == len(calls) > 0 and res.polish_gradients <= res.polish_feval
+    assert all(c[0] >= 0.0 for c in calls)  # never evaluated below the bound
