@@ -183,6 +183,12 @@ def polish(f: Callable, x: np.ndarray, fx: float, lower: np.ndarray,
     noise = 1e-13 * max(1.0, abs(fx))
     H, steps, gnorm, last, wide = None, 0, float("nan"), None, False
     for _ in range(POLISH_MAXIT):
+        reached = x[free] <= lower[free]  # a step that ended on a bound: that element leaves
+        if np.any(reached):
+            free = free[~reached]
+            H = None if H is None else H[np.ix_(~reached, ~reached)]
+            if len(free) == 0:
+                break
         h = _fd_steps(x, lower)
         if wide:  # five-point differences reach 2h: stay inside the bounds
             h = np.minimum(FD_WIDE * h, np.where(np.isfinite(lower), (x - lower) / 2, np.inf))

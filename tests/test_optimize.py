@@ -136,3 +136,14 @@ def test_gradient_polish_keeps_bounds_and_minimize_counts_its_gradients():
     assert res.final[0] == 0.0 and abs(res.final[1] - 1.2) < 1e-10
     assert res.polish_gradients == len(calls) > 0 and res.polish_gradients <= res.polish_feval
     assert all(c[0] >= 0.0 for c in calls)  # never evaluated below the bound
+
+
+def test_polish_step_onto_a_bound_takes_that_element_out(recwarn):
+    """A Newton step shortened to end exactly on a bound (the minimum lies beyond it): the element
+    stays there and the polish goes on with the others, with no finite difference of zero width."""
+    f = lambda x: float((x[0] + 0.001) ** 2 + 0.5 * (x[0] + 0.001) * (x[1] - 1.0) + (x[1] - 1.0) ** 2)  # noqa: E731
+    x0 = np.array([0.0014, 1.2])
+    x, fx, steps, g = polish(f, x0, f(x0), np.array([0.0, -np.inf]))
+    assert x[0] == 0.0 and fx < f(x0)
+    assert abs(x[1] - (1.0 - 0.25 * 0.001)) < 1e-8  # ∂f/∂x1 = 0 at x0 = 0
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
