@@ -71,17 +71,21 @@ def main() -> None:
     parser.add_argument("--worker-memory", default="4GiB")
     parser.add_argument("--in-memory", action="store_true", help="also fit the rows with pandas")
     parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument("--data", default="", help="folder to write the Parquet files to and keep "
+                        "(reused if it already holds them); default: a temporary folder, removed")
     args = parser.parse_args()
     args.partitions = args.partitions or max(2, args.rows // 1_000_000)
 
     import dask.dataframe as dd
     from distributed import Client, LocalCluster
 
-    folder = Path(tempfile.mkdtemp(prefix="lmelib-dask-bench-"))
+    folder = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="lmelib-dask-bench-"))
     try:
-        t = time.perf_counter()
-        write_parquet(folder, args)
-        print(f"wrote {args.rows:,} rows in {args.partitions} Parquet files: {time.perf_counter() - t:.1f} s")
+        if not (folder / "part-00000.parquet").exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            t = time.perf_counter()
+            write_parquet(folder, args)
+            print(f"wrote {args.rows:,} rows in {args.partitions} Parquet files: {time.perf_counter() - t:.1f} s")
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=args.worker_memory,
                           dashboard_address=None, silence_logs=logging.ERROR,
                           scheduler_kwargs={"dashboard_address": ":0"}) as cluster, Client(cluster) as client:
@@ -103,7 +107,8 @@ def main() -> None:
                   f"|theta difference| {np.max(np.abs(m0.theta - m.theta)):.1e}; "
                   f"client peak {peak_mb():,.0f} MB")
     finally:
-        shutil.rmtree(folder)
+        if not args.data:
+            shutil.rmtree(folder)
 
 
 if __name__ == "__main__":

@@ -39,10 +39,11 @@ from functools import reduce
 import numpy as np
 import pandas as pd
 import scipy.linalg
+import scipy.sparse as sp
 from formulaic import Formula, model_matrix
 
 from .deviance import CrossProducts
-from .design import (CONTEXT, RANK_TOL, ModelFrame, ReTerm, _check_grouping, _intercept_only,
+from .design import (CONTEXT, RANK_TOL, _check_grouping, _intercept_only,
                      _intercept_spec, _required_columns, _sort_terms)
 from .formula import ParsedFormula, RandomTerm, parse_formula
 from .names import INTERCEPT, coef_names
@@ -137,7 +138,8 @@ class Encoding:
 
     def complete(self, df: pd.DataFrame) -> pd.DataFrame:
         """The rows without a missing value in a column the model uses, categorized."""
-        return self.categorize(df.loc[~df[list(self.needed)].isna().any(axis=1).to_numpy()])
+        missing = df[list(self.needed)].isna().any(axis=1).to_numpy()
+        return self.categorize(df.loc[~missing] if missing.any() else df)
 
     def y_X(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         mm = self.spec.get_model_matrix(df, na_action="raise", context=CONTEXT)
@@ -152,15 +154,15 @@ class Encoding:
     def _kept(self, X: np.ndarray) -> np.ndarray:
         return X if self.x_keep is None else X[:, list(self.x_keep)]
 
-    def frame(self, df: pd.DataFrame, beta0: np.ndarray | None) -> ModelFrame:
-        """The in-memory ModelFrame of one partition (complete rows), y replaced by y − Xβ0."""
+    def groups(self, df: pd.DataFrame, beta0: np.ndarray | None) -> list[tuple]:
+        """One partition's columns of [Z X y] as groups (level codes, values, number of levels):
+        one per random-effects term, then [X (y − Xβ0)] as a group of a single level."""
         y, X = self.y_X(df)
         if beta0 is not None:
             y = y - X @ beta0
-        terms = tuple(ReTerm(term=t.term, columns=t.columns, levels=t.levels, codes=t.codes_of(df),
-                             values=t.values_of(df), spec=t.spec) for t in self.terms)
-        return ModelFrame(formula=self.formula, data=df, y=y, X=X, x_names=(), x_spec=self.spec.rhs,
-                          x_keep=self.x_keep or (), terms=terms)
+        Xy = np.column_stack([X, y])
+        terms = [(t.codes_of(df), t.values_of(df), t.n_levels) for t in self.terms]
+        return terms + [(np.zeros(len(df), dtype=np.intp), Xy, 1)]
 
 
 # ------------------------------------------------ pass 1: levels and counts
@@ -239,12 +241,79 @@ def _normal_equations(df: pd.DataFrame, enc: Encoding) -> tuple[np.ndarray, np.n
 
 
 def _blocks(df: pd.DataFrame, enc: Encoding, beta0: np.ndarray | None) -> tuple | None:
-    """One partition's A11, A_R1 and A_RR of [Z X (y − Xβ0)] (CrossProducts.of, global levels)."""
+    """One partition's blocks of [Z X (y − Xβ0)] in CrossProducts' layout (global levels):
+    A11, A_RR, the dense rows [X y]ᵀZ1 of A_R1, then its sparse rows Z_kᵀZ1, one per other term."""
     df = enc.complete(df)
     if len(df) == 0:
         return None
-    cp = CrossProducts.of(enc.frame(df, beta0))
-    return cp.A11, cp.AR1, cp.ARR
+    groups = enc.groups(df, beta0)
+    first, rest = groups[0], groups[1:]  # rest: the other terms, then [X y]
+    codes1, v1, m1 = first
+    A11 = _level_sums(codes1, v1, v1, m1)
+    XyZ1 = _dense_cross(rest[-1], first)
+    return (A11, _gram(rest), XyZ1, *(_sparse_cross(g, first) for g in rest[:-1]))
+
+
+def _gram(groups: list[tuple]) -> np.ndarray:
+    """[Z_rest X y]ᵀ[Z_rest X y], dense: the blocks on and above the diagonal, mirrored."""
+    blocks = [[None] * len(groups) for _ in groups]
+    for i, a in enumerate(groups):
+        for j in range(i, len(groups)):
+            blocks[i][j] = _dense_cross(a, groups[j])
+            blocks[j][i] = blocks[i][j].T
+    return np.block(blocks)
+
+
+def _level_sums(codes: np.ndarray, va: np.ndarray, vb: np.ndarray, m: int) -> np.ndarray:
+    """Σ over the rows of each level of va ⊗ vb: m × ℓa × ℓb, by bincount (no sparse algebra);
+    for va is vb only the pairs i ≤ j are summed (the blocks are symmetric)."""
+    if m == 1:
+        return (va.T @ vb)[None]
+    la, lb = va.shape[1], vb.shape[1]
+    out = np.empty((m, la, lb))
+    for i in range(la):
+        for j in range(i if va is vb else 0, lb):
+            out[:, i, j] = np.bincount(codes, weights=va[:, i] * vb[:, j], minlength=m)
+            if va is vb:
+                out[:, j, i] = out[:, i, j]
+    return out
+
+
+def _cells(a: tuple, b: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """The (level of a, level of b) pairs present, as flat cell numbers, and each row's pair."""
+    key = a[0].astype(np.int64) * b[2] + b[0]
+    row_cell, cells = pd.factorize(key)  # hashing: no sort of the rows
+    return cells, row_cell
+
+
+def _dense_cross(a: tuple, b: tuple) -> np.ndarray:
+    """Z_aᵀZ_b for two groups (codes, values, m), columns level by level as in design.ReTerm.Z."""
+    (ca, va, ma), (cb, vb, mb) = a, b
+    la, lb = va.shape[1], vb.shape[1]
+    if a is b:  # one term with itself: block diagonal, one ℓ × ℓ block per level
+        out = np.zeros((ma, la, ma, la))
+        out[np.arange(ma), :, np.arange(ma), :] = _level_sums(ca, va, va, ma)
+    elif min(ma, mb) == 1:  # [X y] against a term: sums per level of the term
+        sums = _level_sums(ca if ma > 1 else cb, va, vb, max(ma, mb))
+        out = sums.transpose(1, 0, 2) if ma == 1 else sums
+    else:  # two terms: their contingency table, weighted
+        cells, row_cell = _cells(a, b)
+        out = np.zeros((ma * mb, la, lb))
+        out[cells] = _level_sums(row_cell, va, vb, len(cells))
+        out = out.reshape(ma, mb, la, lb).transpose(0, 2, 1, 3)
+    return out.reshape(ma * la, mb * lb)
+
+
+def _sparse_cross(a: tuple, b: tuple) -> sp.csr_array:
+    """Z_aᵀZ_b of two terms, stored sparse (e.g. the contingency table of crossed factors)."""
+    (ca, va, ma), (cb, vb, mb) = a, b
+    la, lb = va.shape[1], vb.shape[1]
+    cells, row_cell = _cells(a, b)
+    sums = _level_sums(row_cell, va, vb, len(cells))  # cells × ℓa × ℓb
+    rows = (cells // mb)[:, None, None] * la + np.arange(la)[None, :, None]
+    cols = (cells % mb)[:, None, None] * lb + np.arange(lb)[None, None, :]
+    rows, cols = np.broadcast_arrays(rows, cols, sums)[:2]
+    return sp.csr_array((sums.ravel(), (rows.ravel(), cols.ravel())), shape=(ma * la, mb * lb))
 
 
 def _sum(*parts):
@@ -445,8 +514,9 @@ def lmer_dask(formula: str, ddf, reml: bool = True, correlation=None, weights=No
     keep = _drop_aliased_gram(XtX, names)
     enc = Encoding(enc.formula, enc.needed, enc.categories, enc.spec, enc.terms, tuple(keep))
     beta0 = scipy.linalg.solve(XtX[np.ix_(keep, keep)], Xty[keep], assume_a="pos") if keep else None
-    blocks = _map_reduce(ddf, _blocks, _sum, enc, beta0)
-    return DaskLinearMixedModel.fit(_frame(ddf, enc, lv, names, sums, blocks, beta0), reml=reml)
+    A11, ARR, XyZ1, *contingency = _map_reduce(ddf, _blocks, _sum, enc, beta0)
+    AR1 = sp.vstack([*contingency, sp.csr_array(XyZ1)], format="csr") if contingency else XyZ1
+    return DaskLinearMixedModel.fit(_frame(ddf, enc, lv, names, sums, (A11, AR1, ARR), beta0), reml=reml)
 
 
 def _check_varying(sums, n: int, parsed: ParsedFormula) -> None:

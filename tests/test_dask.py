@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 import lmelib
+from lmelib.deviance import dense
 
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
@@ -82,6 +83,22 @@ def test_any_partitioning(client, npartitions, seed):
     df = data(ds)
     assert_same_fit(lmelib.lmer(formula, spread(df, npartitions, seed), reml=reml),
                     lmelib.lmer(formula, df, reml=reml))
+
+
+@pytest.mark.parametrize("ds,formula", [
+    ("grunfeld", "inv ~ value + (value | year) + (capital | firm)"),  # slopes in both crossed terms
+    ("jsp", "math5 ~ math3 + gender + (math3 | school) + (1 | class:school)"),  # a categorical in X
+])
+def test_blocks_equal_in_memory(client, ds, formula):
+    """Every block of A (bincounts over level codes, summed over partitions) equals the
+    in-memory CrossProducts.of (sparse products of Z) to rounding."""
+    df = data(ds)
+    cp_dask = lmelib.lmer(formula, spread(df, 3, 6), reml=False).frame.cross_products
+    cp_pandas = lmelib.lmer(formula, df, reml=False).frame.cross_products
+    for block in ("A11", "AR1", "ARR"):
+        got, want = (dense(getattr(cp, block)) for cp in (cp_dask, cp_pandas))
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
 
 
 def test_empty_partitions_and_missing_rows(client):
