@@ -133,7 +133,8 @@ class Encoding:
 
     def categorize(self, df: pd.DataFrame) -> pd.DataFrame:
         """Categorical columns on the global categories (a value never seen becomes missing)."""
-        cats = {c: pd.Categorical(df[c], categories=v) for c, v in self.categories.items() if c in df}
+        cats = {c: pd.Categorical(df[c].where(df[c].isin(v)), categories=v)
+                for c, v in self.categories.items() if c in df}
         return df.assign(**cats) if cats else df
 
     def complete(self, df: pd.DataFrame) -> pd.DataFrame:
@@ -169,18 +170,20 @@ class Encoding:
 
 
 def _levels_partition(df: pd.DataFrame, needed: list[str], groups: list[tuple[str, ...]],
-                      categorical: list[str]) -> dict:
-    """One partition's distinct values of each grouping factor and categorical column, and counts."""
+                      categorical: list[str], fixed: Encoding | None) -> dict:
+    """One partition's distinct values of each grouping factor and categorical column, and counts;
+    with ``fixed`` (X's encoding, when it needs no level learned here) also pass 2's sums."""
     na = df[needed].isna()
     df = df.loc[~na.any(axis=1).to_numpy()]
     return {"n": len(df), "na": na.sum().to_dict(), "dropped": int(na.any(axis=1).sum()),
             "groups": {g: df[list(g)].drop_duplicates() for g in groups},
-            "categorical": {c: df[c].drop_duplicates() for c in categorical}}
+            "categorical": {c: df[c].drop_duplicates() for c in categorical},
+            "normal": _normal_equations(df, fixed) if fixed is not None else None}
 
 
 def _levels_combine(*parts: dict) -> dict:
     first = parts[0]
-    return {"n": sum(p["n"] for p in parts),
+    return {"n": sum(p["n"] for p in parts), "normal": _sum(*(p["normal"] for p in parts)),
             "na": {c: sum(p["na"][c] for p in parts) for c in first["na"]},
             "dropped": sum(p["dropped"] for p in parts),
             "groups": {g: pd.concat([p["groups"][g] for p in parts]).drop_duplicates() for g in first["groups"]},
@@ -446,17 +449,17 @@ def _categorical_columns(meta: pd.DataFrame, parsed: ParsedFormula) -> list[str]
         pd.api.types.is_numeric_dtype(meta[c].dtype) and not pd.api.types.is_bool_dtype(meta[c].dtype))]
 
 
-def _levels_pass(ddf, parsed: ParsedFormula, needed: list[str]) -> tuple[dict, list]:
+def _levels_pass(ddf, parsed: ParsedFormula, needed: list[str], categorical: list[str],
+                 fixed: Encoding | None) -> dict:
     groups = list(dict.fromkeys(t.factors for t in parsed.random))
-    categorical = _categorical_columns(ddf._meta, parsed)
-    lv = _map_reduce(ddf, _levels_partition, _levels_combine, needed, groups, categorical)
+    lv = _map_reduce(ddf, _levels_partition, _levels_combine, needed, groups, categorical, fixed)
     if lv["dropped"]:
         detail = ", ".join(f"{c}: {k}" for c, k in lv["na"].items() if k)
         warnings.warn(f"{lv['dropped']} of {lv['n'] + lv['dropped']} rows dropped for missing values "
                       f"({detail})", UserWarning, stacklevel=3)
     if lv["n"] == 0:
         raise ValueError("no complete rows left after removing rows with missing values")
-    return lv, categorical
+    return lv
 
 
 def _categories(lv: dict, categorical: list[str], meta: pd.DataFrame) -> dict:
@@ -470,11 +473,22 @@ def _categories(lv: dict, categorical: list[str], meta: pd.DataFrame) -> dict:
     return out
 
 
-def _encoding(ddf, parsed: ParsedFormula, needed: list[str], lv: dict, categories: dict) -> Encoding:
-    """Formulaic's specs from a few complete rows, categorical columns on the global levels."""
-    proto = ddf[needed].dropna().head(50, npartitions=-1)
-    proto = proto.assign(**{c: pd.Categorical(proto[c], categories=cats) for c, cats in categories.items()})
+def _fixed_encoding(ddf, parsed: ParsedFormula, needed: list[str], categories: dict) -> Encoding:
+    """y and X's encoding (formulaic's specs from a few complete rows, categorical columns on
+    the global levels), without the random-effects terms."""
+    proto = _prototype(ddf, needed, categories)
     spec = model_matrix(parsed.fixed_formula, proto, na_action="raise", context=CONTEXT).model_spec
+    return Encoding(parsed, tuple(needed), categories, spec, ())
+
+
+def _prototype(ddf, needed: list[str], categories: dict) -> pd.DataFrame:
+    proto = ddf[needed].dropna().head(50, npartitions=-1)
+    return proto.assign(**{c: pd.Categorical(proto[c], categories=cats) for c, cats in categories.items()})
+
+
+def _encoding(ddf, fixed: Encoding, lv: dict) -> Encoding:
+    """The random-effects terms on the levels of pass 1, added to the fixed part's encoding."""
+    parsed, proto = fixed.formula, _prototype(ddf, list(fixed.needed), fixed.categories)
     terms = []
     for term in parsed.random:
         if _intercept_only(term):
@@ -484,7 +498,7 @@ def _encoding(ddf, parsed: ParsedFormula, needed: list[str], lv: dict, categorie
             columns, tspec = tuple(coef_names(mm.model_spec, proto)), mm.model_spec
         combos = _sorted_levels(lv["groups"][term.factors], ddf._meta)
         terms.append(LevelsTerm(term, columns, _labels(combos), tspec, combos))
-    return Encoding(parsed, tuple(needed), categories, spec, _sort_terms(terms))
+    return dataclasses.replace(fixed, terms=_sort_terms(terms))
 
 
 def lmer_dask(formula: str, ddf, reml: bool = True, correlation=None, weights=None,
@@ -504,11 +518,17 @@ def lmer_dask(formula: str, ddf, reml: bool = True, correlation=None, weights=No
     _check_formula(parsed, formula)
     needed = [c for c in _required_columns(parsed) if c not in CONTEXT or c in ddf.columns]
     _check_columns(ddf, needed, parsed, formula)
-    lv, categorical = _levels_pass(ddf, parsed, needed)
-    enc = _encoding(ddf, parsed, needed, lv, _categories(lv, categorical, ddf._meta))
+    categorical = _categorical_columns(ddf._meta, parsed)
+    known = {c: _known_categories(ddf._meta[c]) for c in categorical}
+    early = None  # X's encoding before pass 1 when no column needs levels learned: passes 1 and 2 in one
+    if all(cats is not None for cats in known.values()):
+        early = _fixed_encoding(ddf, parsed, needed, known)
+    lv = _levels_pass(ddf, parsed, needed, [c for c, cats in known.items() if cats is None], early)
+    fixed = early or _fixed_encoding(ddf, parsed, needed, _categories(lv, categorical, ddf._meta))
+    enc = _encoding(ddf, fixed, lv)
     for t in enc.terms:
         _check_grouping(t.name, t.levels, lv["n"], t.q, t.term)
-    XtX, Xty, sums = _map_reduce(ddf, _normal_equations, _sum, enc)
+    XtX, Xty, sums = lv["normal"] if early else _map_reduce(ddf, _normal_equations, _sum, enc)
     _check_varying(sums, lv["n"], parsed)
     names = coef_names(enc.spec.rhs, ddf._meta)
     keep = _drop_aliased_gram(XtX, names)

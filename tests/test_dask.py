@@ -101,6 +101,14 @@ def test_blocks_equal_in_memory(client, ds, formula):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
 
 
+def test_levels_of_a_string_column_learned_first(client):
+    """X's levels unknown to Dask (a string column): pass 1 learns them before XᵀX is formed
+    (with known categories the two passes are one); the fit is the same."""
+    df = data("jsp").assign(gender=lambda d: d.gender.astype(str))
+    formula = "math5 ~ math3 + gender + (1 | school/class)"
+    assert_same_fit(lmelib.lmer(formula, spread(df, 3, 7), reml=False), lmelib.lmer(formula, df, reml=False))
+
+
 def test_empty_partitions_and_missing_rows(client):
     df = data("sleepstudy")
     df.loc[[3, 50, 100], "Reaction"] = np.nan
