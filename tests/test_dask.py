@@ -16,6 +16,7 @@ import pytest
 import lmelib
 from lmelib.deviance import dense
 
+dask = pytest.importorskip("dask")
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
@@ -85,15 +86,19 @@ def test_any_partitioning(client, npartitions, seed):
                     lmelib.lmer(formula, df, reml=reml))
 
 
+@pytest.mark.parametrize("cells_per_row", [16, 0], ids=["bincount every cell", "hash the cells present"])
 @pytest.mark.parametrize("ds,formula", [
     ("grunfeld", "inv ~ value + (value | year) + (capital | firm)"),  # slopes in both crossed terms
     ("jsp", "math5 ~ math3 + gender + (math3 | school) + (1 | class:school)"),  # a categorical in X
 ])
-def test_blocks_equal_in_memory(client, ds, formula):
+def test_blocks_equal_in_memory(monkeypatch, ds, formula, cells_per_row):
     """Every block of A (bincounts over level codes, summed over partitions) equals the
-    in-memory CrossProducts.of (sparse products of Z) to rounding."""
+    in-memory CrossProducts.of (sparse products of Z) to rounding, whichever way a partition
+    sums a contingency table (in this process, where the patched setting applies)."""
+    monkeypatch.setattr(lmelib.outofcore, "CELLS_PER_ROW", cells_per_row)
     df = data(ds)
-    cp_dask = lmelib.lmer(formula, spread(df, 3, 6), reml=False).frame.cross_products
+    with dask.config.set(scheduler="synchronous"):
+        cp_dask = lmelib.lmer(formula, spread(df, 3, 6), reml=False).frame.cross_products
     cp_pandas = lmelib.lmer(formula, df, reml=False).frame.cross_products
     for block in ("A11", "AR1", "ARR"):
         got, want = (dense(getattr(cp, block)) for cp in (cp_dask, cp_pandas))
