@@ -95,7 +95,7 @@ def test_blocks_equal_in_memory(monkeypatch, ds, formula, cells_per_row):
     """Every block of A (bincounts over level codes, summed over partitions) equals the
     in-memory CrossProducts.of (sparse products of Z) to rounding, whichever way a partition
     sums a contingency table (in this process, where the patched setting applies)."""
-    monkeypatch.setattr(lmelib.outofcore, "CELLS_PER_ROW", cells_per_row)
+    monkeypatch.setattr(lmelib.blocksums, "CELLS_PER_ROW", cells_per_row)
     df = data(ds)
     with dask.config.set(scheduler="synchronous"):
         cp_dask = lmelib.lmer(formula, spread(df, 3, 6), reml=False).frame.cross_products
