@@ -14,7 +14,8 @@ bootstrap), ``r2`` (Nakagawa and Schielzeth's R²), ``prediction`` (confidence a
 prediction intervals), ``profile`` and ``confint`` (likelihood profiles and confidence
 intervals), ``ddf`` (Satterthwaite and Kenward-Roger t tests), ``glmm`` and ``family`` (GLMMs), ``structures`` and ``gls``
 (residual error structures), ``outofcore`` (``lmer`` on a Dask DataFrame; dask
-is imported only when one is passed, so lmelib works without dask) and ``datasets`` (the course's data).
+is imported only when one is passed, so lmelib works without dask), ``blocksums`` (each
+partition's blocks of [Z X y]ᵀ[Z X y] by bincount over level codes) and ``datasets`` (the course's data).
 """
 
 from . import datasets, formatting

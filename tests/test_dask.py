@@ -14,7 +14,9 @@ import pandas as pd
 import pytest
 
 import lmelib
+from lmelib.deviance import dense
 
+dask = pytest.importorskip("dask")
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
@@ -82,6 +84,34 @@ def test_any_partitioning(client, npartitions, seed):
     df = data(ds)
     assert_same_fit(lmelib.lmer(formula, spread(df, npartitions, seed), reml=reml),
                     lmelib.lmer(formula, df, reml=reml))
+
+
+@pytest.mark.parametrize("cells_per_row", [16, 0], ids=["bincount every cell", "hash the cells present"])
+@pytest.mark.parametrize("ds,formula", [
+    ("grunfeld", "inv ~ value + (value | year) + (capital | firm)"),  # slopes in both crossed terms
+    ("jsp", "math5 ~ math3 + gender + (math3 | school) + (1 | class:school)"),  # a categorical in X
+])
+def test_blocks_equal_in_memory(monkeypatch, ds, formula, cells_per_row):
+    """Every block of A (bincounts over level codes, summed over partitions) equals the
+    in-memory CrossProducts.of (sparse products of Z) to rounding, whichever way a partition
+    sums a contingency table (in this process, where the patched setting applies)."""
+    monkeypatch.setattr(lmelib.blocksums, "CELLS_PER_ROW", cells_per_row)
+    df = data(ds)
+    with dask.config.set(scheduler="synchronous"):
+        cp_dask = lmelib.lmer(formula, spread(df, 3, 6), reml=False).frame.cross_products
+    cp_pandas = lmelib.lmer(formula, df, reml=False).frame.cross_products
+    for block in ("A11", "AR1", "ARR"):
+        got, want = (dense(getattr(cp, block)) for cp in (cp_dask, cp_pandas))
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
+
+
+def test_levels_of_a_string_column_learned_first(client):
+    """X's levels unknown to Dask (a string column): pass 1 learns them before XᵀX is formed
+    (with known categories the two passes are one); the fit is the same."""
+    df = data("jsp").assign(gender=lambda d: d.gender.astype(str))
+    formula = "math5 ~ math3 + gender + (1 | school/class)"
+    assert_same_fit(lmelib.lmer(formula, spread(df, 3, 7), reml=False), lmelib.lmer(formula, df, reml=False))
 
 
 def test_empty_partitions_and_missing_rows(client):
