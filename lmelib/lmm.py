@@ -48,6 +48,20 @@ def check_reml(reml) -> None:
 GRADIENT_ROWS = 300  # rows of L's dense block from which the polish uses the analytic gradient
 
 
+def _gradient_pays(f: ProfiledDeviance) -> bool:
+    """Whether the polish should use the analytic gradient (gradient.py) rather than finite differences.
+
+    Where an evaluation is dominated by the factorisation of the dense block (r rows, r³/3
+    multiply-adds) and the gradient's product of L22⁻¹ with A_R1 (r per stored entry) is at most
+    a quarter of that, a gradient costs about two evaluations and the polish needs a few of them
+    instead of 16-26 evaluations (InstEval).  On small models the gradient's array overhead costs
+    4-9 evaluations, and on dense crossed designs (10,000 × 1,000 levels) its product 3.
+    """
+    r = f.cp.ARR.shape[0]
+    stored = f.cp.AR1.nnz if scipy.sparse.issparse(f.cp.AR1) else f.cp.AR1.size
+    return r >= GRADIENT_ROWS and stored <= r * r / 4
+
+
 @dataclass(frozen=True, eq=False)
 class LinearMixedModel(MixedModel):
     """A fitted linear mixed model (lme4's ``merMod``)."""
@@ -67,10 +81,7 @@ class LinearMixedModel(MixedModel):
     def _fit(cls, frame: ModelFrame, reml: bool, errors: ErrorModel | None) -> "LinearMixedModel":
         if errors is None:
             f = ProfiledDeviance(frame, reml)
-            # the analytic gradient (gradient.py) where an evaluation is dominated by the dense block's
-            # factorisation: a gradient then costs about two evaluations, and the polish needs a few
-            # instead of finite differences; on small models its array overhead costs 4-9 evaluations
-            fg = functools.partial(objective_and_gradient, f) if dense_rows(frame) >= GRADIENT_ROWS else None
+            fg = functools.partial(objective_and_gradient, f) if _gradient_pays(f) else None
             optsum = minimize(f, f.start, f.lower, gradient=fg)
         else:
             f = StructuredDeviance(frame, reml, errors)

@@ -22,7 +22,14 @@ Two stores, whichever has fewer entries:
   of an intercept's level), so levels with equal A11_g are summed once,
   M_k = Σ_{g: A11_g = a_k} c_g c_gᵀ, and G = Σ_k w(a_k) M_k, a dense product
   with K × r(r + 1)/2 numbers.  Cheap for crossed designs where every level
-  meets many rows (a 10,000 × 1,000 design: K is a few dozen).
+  meets many rows (a 10,000 × 1,000 design: K is a few dozen);
+- dense: A_R1 itself as a dense r × m array, and G = (A_R1 W^½)(A_R1 W^½)ᵀ by
+  BLAS's symmetric rank-k update (``dsyrk``), when the other two would be too
+  large (the same design with 20,000 rows a level: hundreds of classes).
+
+The store is the cheapest of those that fit in memory, counting a multiply-add
+of the sparse product as 1, of the dense product with M as 1/2 and of BLAS's
+blocked update as 1/20 (what they take on one core).
 
 Either way the sums run in a fixed order over levels sorted by label, so the
 result does not depend on the order of the data's rows.
@@ -33,12 +40,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg.blas
 import scipy.sparse as sp
 
-__all__ = ["ScalarSchur", "MAX_PAIRS", "MAX_STORED"]
+__all__ = ["ScalarSchur", "MAX_DENSE", "MAX_PAIRS", "MAX_STORED"]
 
 MAX_PAIRS = 10_000_000  # entries of P by level (forming it takes about 50 bytes an entry)
-MAX_STORED = 40_000_000  # numbers of M by class (320 MB); beyond both, a sparse product per evaluation
+MAX_STORED = 40_000_000  # numbers of M by class (320 MB)
+MAX_DENSE = 40_000_000  # numbers of a dense A_R1; beyond all three limits, a sparse product per evaluation
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,6 +60,7 @@ class ScalarSchur:
     by_class: np.ndarray | None  # M: classes × pattern (dense), with
     class_of: np.ndarray | None  # the class of every level, and
     class_a11: np.ndarray | None  # A11 of every class
+    dense: np.ndarray | None = None  # or A_R1 as an r × m array
 
     @classmethod
     def of(cls, AR1: sp.csr_array, A11: np.ndarray) -> "ScalarSchur | None":
@@ -62,17 +72,27 @@ class ScalarSchur:
         per_level = int((k * (k + 1) // 2).sum())
         a11, class_of = np.unique(A11.reshape(m), return_inverse=True)
         per_class = len(a11) * r * (r + 1) // 2
-        if per_level <= min(per_class, MAX_PAIRS):
+        costs = {"level": per_level if per_level <= MAX_PAIRS else np.inf,
+                 "class": per_class / 2 if per_class <= MAX_STORED else np.inf,
+                 "dense": r * r * m / 40 if r * m <= MAX_DENSE else np.inf}
+        store = min(costs, key=costs.get)
+        if costs[store] == np.inf:
+            return None
+        if store == "level":
             flat, P = _by_level(C, k, per_level)
             return cls(r, flat, P, None, None, None)
-        if per_class > MAX_STORED:
-            return None
+        if store == "dense":
+            return cls(r, np.zeros(0, np.int64), None, None, None, None, dense=C.toarray())
         flat, M = _by_class(C, class_of.ravel(), len(a11))
         return cls(r, flat, None, M, class_of.ravel(), a11)
 
     def subtract(self, S: np.ndarray, lam1: float, A11: np.ndarray) -> None:
         """S −= G(w) on the lower triangle (S is r × r, C order), w from λ1 and A11."""
         lam2 = lam1 * lam1
+        if self.dense is not None:  # the lower triangle of (C W^½)(C W^½)ᵀ; dsyrk leaves the rest 0
+            w = lam2 / (lam2 * A11.reshape(-1) + 1.0)
+            S -= scipy.linalg.blas.dsyrk(1.0, self.dense * np.sqrt(w), lower=1)
+            return
         if self.by_level is not None:
             w = lam2 / (lam2 * A11.reshape(-1) + 1.0)
             g = self.by_level @ w

@@ -68,6 +68,7 @@ def storage(request, monkeypatch):
         monkeypatch.setattr(lmelib.deviance, "DENSE_WORK", 0)
     if request.param.endswith("by class"):
         monkeypatch.setattr(lmelib.schur, "MAX_PAIRS", 0)
+        monkeypatch.setattr(lmelib.schur, "MAX_DENSE", 0)
     return request.param.split(",")[0]
 
 

@@ -152,16 +152,29 @@ def test_stationary_at_the_fitted_optimum(data, formula, reml):
     assert np.max(np.abs(gradient(f, theta * 1.01)[free])) > 1e3 * np.max(np.abs(g[free])) + 1e-6
 
 
-def test_large_dense_block_fit_polishes_with_the_gradient(monkeypatch):
-    """lmer uses the gradient polish from GRADIENT_ROWS dense rows on, and both polishes end at
-    the same optimum (the finite-difference one within its own accuracy)."""
+def test_the_polish_with_and_without_the_gradient_reach_the_same_optimum(monkeypatch):
+    """lmer's two polishes (the gradient one, for large dense blocks, forced here) end at the same
+    optimum, the finite-difference one within its own accuracy."""
     import lmelib.lmm
     data = lmelib.datasets.load("penicillin")
     fits = {}
-    for rows in (0, 10**9):  # gradient polish for every model / for none
-        monkeypatch.setattr(lmelib.lmm, "GRADIENT_ROWS", rows)
-        fits[rows] = lmelib.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", data, reml=False)
-    grad, fd = fits[0].optsum, fits[10**9].optsum
+    for use in (True, False):
+        monkeypatch.setattr(lmelib.lmm, "_gradient_pays", lambda f, use=use: use)
+        fits[use] = lmelib.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", data, reml=False)
+    grad, fd = fits[True].optsum, fits[False].optsum
     assert grad.polish_gradients > 0 and fd.polish_gradients == 0
     np.testing.assert_allclose(grad.final, fd.final, rtol=1e-8)
-    assert fits[0].objective <= fits[10**9].objective + 1e-9
+    assert fits[True].objective <= fits[False].objective + 1e-9
+
+
+def test_gradient_pays_on_large_sparse_blocks_only():
+    """The rule of lmm._gradient_pays: InstEval-like shapes (many dense rows, few stored entries
+    of A_R1) yes; small models and dense crossed blocks no."""
+    import types
+    import lmelib.lmm
+
+    def shape(r, AR1):
+        return types.SimpleNamespace(cp=types.SimpleNamespace(ARR=np.zeros((r, r)), AR1=AR1))
+    assert lmelib.lmm._gradient_pays(shape(1153, sp.random_array((1153, 2972), density=0.03, rng=0)))
+    assert not lmelib.lmm._gradient_pays(shape(1004, sp.random_array((1004, 10000), density=0.1, rng=0)))
+    assert not lmelib.lmm._gradient_pays(shape(3, np.zeros((3, 36))))

@@ -29,14 +29,21 @@ def _lower(M):
     return M[np.tril_indices(len(M))]
 
 
-@pytest.mark.parametrize("store", ["by level", "by class"])
+def _force(store, monkeypatch):
+    """Make ``store`` the only one within its memory limit."""
+    for other, limit in (("by level", "MAX_PAIRS"), ("by class", "MAX_STORED"), ("dense", "MAX_DENSE")):
+        if other != store:
+            monkeypatch.setattr(lmelib.schur, limit, 0)
+
+
+@pytest.mark.parametrize("store", ["by level", "by class", "dense"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_subtract_equals_the_direct_product(store, seed, monkeypatch):
-    if store == "by class":
-        monkeypatch.setattr(lmelib.schur, "MAX_PAIRS", 0)
+    _force(store, monkeypatch)
     C, A11 = _random_blocks(seed)
     s = ScalarSchur.of(C, A11)
     assert (s.by_level is not None) == (store == "by level")
+    assert (s.dense is not None) == (store == "dense")
     lam = 0.7
     w = lam**2 / (lam**2 * A11.ravel() + 1.0)
     expected = (C @ sp.diags_array(w) @ C.T).toarray()
@@ -49,34 +56,37 @@ def test_subtract_equals_the_direct_product(store, seed, monkeypatch):
 def test_by_class_needs_equal_a11_only():
     """Levels with the same A11 share a weight: K classes, not one per level."""
     C, A11 = _random_blocks(2)
-    lmelib.schur.MAX_PAIRS, saved = 0, lmelib.schur.MAX_PAIRS
+    saved = lmelib.schur.MAX_PAIRS, lmelib.schur.MAX_DENSE
+    lmelib.schur.MAX_PAIRS = lmelib.schur.MAX_DENSE = 0
     try:
         s = ScalarSchur.of(C, A11)
     finally:
-        lmelib.schur.MAX_PAIRS = saved
+        lmelib.schur.MAX_PAIRS, lmelib.schur.MAX_DENSE = saved
     assert s.by_class.shape[0] == len(np.unique(A11))
 
 
 def test_too_large_gives_none(monkeypatch):
     monkeypatch.setattr(lmelib.schur, "MAX_PAIRS", 0)
     monkeypatch.setattr(lmelib.schur, "MAX_STORED", 0)
+    monkeypatch.setattr(lmelib.schur, "MAX_DENSE", 0)
     C, A11 = _random_blocks(3)
     assert ScalarSchur.of(C, A11) is None
 
 
-@pytest.mark.parametrize("store", ["by level", "by class", "none"])
+@pytest.mark.parametrize("store", ["by level", "by class", "dense", "none"])
 @pytest.mark.parametrize("reml", [True, False])
 def test_crossed_deviance_with_and_without_the_store(store, reml, monkeypatch):
     """grunfeld's crossed (1 | firm) + (1 | year) with A_R1 sparse: the store changes no digit
     beyond rounding, against the deviance computed by the sparse product."""
     monkeypatch.setattr(lmelib.deviance, "DENSE_WORK", 0)
-    if store == "by class":
-        monkeypatch.setattr(lmelib.schur, "MAX_PAIRS", 0)
+    if store in ("by level", "by class", "dense"):
+        _force(store, monkeypatch)
     frame = model_frame("inv ~ value + capital + (1 | firm) + (1 | year)", lmelib.datasets.load("grunfeld"))
     f = ProfiledDeviance(frame, reml)
     if store == "none":
         monkeypatch.setattr(lmelib.schur, "MAX_PAIRS", 0)
         monkeypatch.setattr(lmelib.schur, "MAX_STORED", 0)
+        monkeypatch.setattr(lmelib.schur, "MAX_DENSE", 0)
     assert (f._schur is None) == (store == "none")
     plain = ProfiledDeviance(frame, reml)
     plain.__dict__["_schur"] = None  # the sparse product L21 L21ᵀ
