@@ -1,12 +1,12 @@
 """Bound-constrained minimisation of the profiled deviance, and its record.
 
 lme4 minimises over θ with Powell's BOBYQA through NLopt (``nloptwrap``);
-lmelib does the same with the ``nlopt`` package, with tighter tolerances, and
+lmelib does the same with the ``nlopt`` package, at lme4's strict tolerances, and
 then checks the boundary: a diagonal element of λ that ends near zero is set to
 exactly zero when that does not increase the objective beyond rounding error,
 so that a singular fit is reported as singular (MixedModels.jl does the same
-check).  Finally a few Newton steps with finite-difference derivatives polish
-the optimum, so that every digit the book prints is the same on any machine,
+check).  Finally a few Newton steps with finite-difference derivatives, or with
+the analytic gradient where it is cheaper (gradient.py), polish the optimum, so that every digit the book prints is the same on any machine,
 whatever its BLAS kernel, thread count or the order of the data's rows.
 """
 
