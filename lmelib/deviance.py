@@ -368,6 +368,19 @@ def _scalar_rows(cp: CrossProducts) -> np.ndarray | None:
     return np.repeat(np.arange(cp.AR1.shape[0]), np.diff(cp.AR1.indptr))
 
 
+def lambda_rest_t(rest, lams: list[np.ndarray], M: np.ndarray) -> np.ndarray:
+    """Λ_Rᵀ M for a dense M whose first rows are the dense block's random effects (``rest`` as in
+    CrossProducts), level by level (Λ_R is block diagonal, then I for [X y]); a new array."""
+    out = M.copy()
+    for k, offset, ell, m in rest:
+        rows = slice(offset, offset + m * ell)
+        if ell == 1:
+            out[rows] *= lams[k][0, 0]
+        else:
+            out[rows] = (lams[k].T @ M[rows].reshape(m, ell, -1)).reshape(m * ell, -1)
+    return out
+
+
 def _row_scale(cp: CrossProducts, lams: list[np.ndarray]) -> np.ndarray:
     """The diagonal of Λ_R when every other term is scalar: λ of each level's term, 1 for [X y]."""
     scale = np.ones(cp.ARR.shape[0])
@@ -466,15 +479,7 @@ class ProfiledDeviance:
         return self._lambda_rest_t(self._lambda_rest_t(A, lams).T, lams)
 
     def _lambda_rest_t(self, M: np.ndarray, lams: list[np.ndarray]) -> np.ndarray:
-        """Λ_Rᵀ M for a dense M, level by level (Λ_R is block diagonal)."""
-        out = M.copy()
-        for k, offset, ell, m in self.cp.rest:
-            rows = slice(offset, offset + m * ell)
-            if ell == 1:
-                out[rows] *= lams[k][0, 0]
-            else:
-                out[rows] = (lams[k].T @ M[rows].reshape(m, ell, -1)).reshape(m * ell, -1)
-        return out
+        return lambda_rest_t(self.cp.rest, lams, M)
 
     def solve(self, theta: np.ndarray, cp: CrossProducts | None = None) -> PLSSolution:
         """Factor A at θ (the blocked Cholesky of the module docstring).

@@ -67,7 +67,7 @@ import scipy.linalg
 import scipy.linalg.lapack
 import scipy.sparse as sp
 
-from .deviance import CrossProducts, PLSSolution, ProfiledDeviance, objective
+from .deviance import CrossProducts, PLSSolution, ProfiledDeviance, lambda_rest_t, objective
 
 __all__ = ["gradient", "objective_and_gradient"]
 
@@ -153,14 +153,7 @@ def _lambda_rest_t(cp: CrossProducts, lams: list[np.ndarray], M):
         blocks = [sp.kron(sp.eye_array(m), sp.csr_array(lams[k])) for k, _, _, m in cp.rest]
         lam_r = sp.block_diag(blocks + [sp.eye_array(cp.p + 1)], format="csr")
         return sp.csr_array(lam_r[: M.shape[0], : M.shape[0]].T @ M)
-    out = M.copy()
-    for k, offset, ell, m in cp.rest:
-        rows = slice(offset, offset + m * ell)
-        if ell == 1:
-            out[rows] *= lams[k][0, 0]
-        else:
-            out[rows] = (lams[k].T @ M[rows].reshape(m, ell, -1)).reshape(m * ell, -1)
-    return out
+    return lambda_rest_t(cp.rest, lams, M)
 
 
 def _block_sums(X: np.ndarray, Y: np.ndarray, m: int, ell: int) -> np.ndarray:
