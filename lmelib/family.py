@@ -25,6 +25,9 @@ class Link:
     linkfun: Callable[[np.ndarray], np.ndarray]
     linkinv: Callable[[np.ndarray], np.ndarray]
     mu_eta: Callable[[np.ndarray], np.ndarray]  # dμ/dη
+    # (d²μ/dη²) / (dμ/dη) as a function of η, for the observed information of a link that is
+    # not its family's canonical one (pirls.PIRLS's Newton steps); None for canonical links
+    curvature: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 def _logit_inv(eta):
@@ -45,12 +48,14 @@ LINKS = {
         sc.ndtri,
         lambda eta: np.clip(sc.ndtr(eta), _EPS, 1 - _EPS),
         lambda eta: np.maximum(np.exp(-0.5 * eta**2) / np.sqrt(2 * np.pi), _EPS),
+        lambda eta: -eta,  # φ'(η) / φ(η)
     ),
     "cloglog": Link(
         "cloglog",
         lambda mu: np.log(-np.log1p(-mu)),
         lambda eta: np.clip(-np.expm1(-np.exp(eta)), _EPS, 1 - _EPS),
         lambda eta: np.maximum(np.exp(eta - np.exp(eta)), _EPS),
+        lambda eta: 1.0 - np.exp(eta),  # d/dη log(exp(η − e^η))
     ),
     "log": Link("log", np.log, lambda eta: np.maximum(np.exp(eta), _EPS), lambda eta: np.maximum(np.exp(eta), _EPS)),
 }

@@ -306,6 +306,8 @@ class PIRLS:
         self._ells = [t.ell for t in frame.terms]
         self._slices = theta_slices(self._ells)
         self._ones = [[_ones(t.values[:, a]) for a in range(t.ell)] for t in frame.terms]
+        # Newton steps (observed information) for a non-canonical link; Fisher scoring otherwise
+        self._newton = fam.name == "binomial" and fam.link.curvature is not None
         self.iterations = 0
 
     def loglik_rows(self, mu) -> np.ndarray:
@@ -355,16 +357,27 @@ class PIRLS:
         ll = self.loglik(mu)
         return -2.0 * ll + float(u @ u), eta, mu, ll
 
-    def _solve(self, theta, eta, mu, beta, with_beta: bool, fixed=None):
+    def _solve(self, theta, eta, mu, beta, with_beta: bool, fixed=None, newton: bool = False):
         """One PLS solve at the working weights and response of (η, μ).
 
-        The working response is z = η − offset + (y − μ)/μ'(η), less Xβ when β is fixed.
+        The working response is z = η − offset + (y − μ)/μ'(η), less Xβ when β is fixed, with
+        the expected-information weights w = a μ'²/V(μ) (Fisher scoring, as lme4).  With
+        ``newton`` (a binomial model with a non-canonical link) the weights are the observed
+        information, w − s (μ''/μ' − μ'V'/V) with the score s = a (y − μ) μ'/V, and z uses
+        s / w: Newton's method, whose steps shrink quadratically instead of linearly; where an
+        observed weight is not positive the step falls back to Fisher scoring.
         Returns the factor and the new u and β.
         """
         wp, solver = self._setup(with_beta)
         d = _mu_eta(self.family.link, eta, mu)
-        w = self.prior_w * d**2 / self.family.variance(mu)
+        V = self.family.variance(mu)
+        w = self.prior_w * d**2 / V
         resid = (self.y - mu) / d
+        if newton:
+            score = self.prior_w * (self.y - mu) * d / V
+            observed = w - score * (self.family.link.curvature(eta) - d * (1.0 - 2.0 * mu) / V)
+            if np.all(observed > 0) and np.all(np.isfinite(observed)):
+                w, resid = observed, score / observed
         lam1 = float(theta[0]) if wp.absorbs else None  # the first term is scalar: λ1 = θ1
         if with_beta:
             sol = solver.solve(theta, cp=wp.of(w, eta - self.offset + resid, lam1))
@@ -416,7 +429,7 @@ class PIRLS:
         pdev, eta, mu, ll = self._pdev(lams, u, fixed)
         for it in range(1, PIRLS_MAXIT + 1):
             # L at the weights of the current μ: at convergence, the factor of the Laplace approximation
-            sol, u_new, beta_new = self._solve(theta, eta, mu, beta, with_beta, fixed)
+            sol, u_new, beta_new = self._solve(theta, eta, mu, beta, with_beta, fixed, self._newton)
             step = max(np.max(np.abs(u_new - u), initial=0.0), np.max(np.abs(beta_new - beta), initial=0.0))
             if step < PIRLS_STEP_TOL * (1.0 + np.max(np.abs(u), initial=0.0)):
                 break
@@ -428,6 +441,8 @@ class PIRLS:
                     break
                 u_new, beta_new = (u + u_new) / 2, (beta + beta_new) / 2
             u, beta, (pdev, eta, mu, ll) = u_new, beta_new, new
+        if self._newton:  # the Laplace approximation's factor is at the expected weights (lme4's)
+            sol = self._solve(theta, eta, mu, beta, with_beta, fixed)[0]
         self.iterations += it
         return Mode(u, beta, eta, mu, sol, ll, it)
 

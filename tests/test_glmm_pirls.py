@@ -181,3 +181,28 @@ def test_observation_level_term_absorbed_into_the_weights(name, with_x):
 def test_no_absorption_without_an_observation_level_first_term():
     formula, data, _ = MODELS["grouseticks"]
     assert not WeightedProducts(model_frame(formula, _data(data), residual=False), True).absorbs
+
+
+@pytest.mark.parametrize("link", ["probit", "cloglog"])
+def test_newton_steps_for_a_non_canonical_link_reach_the_fisher_mode(link):
+    """PIRLS with observed-information (Newton) steps ends at the same mode as Fisher scoring, in
+    fewer steps, and returns the factor at the expected weights (lme4's Laplace approximation)."""
+    formula, data, _ = MODELS["contraception_rs"]
+    frame = model_frame(formula, _data(data), residual=False)
+    theta, beta = np.array([0.9, -0.3, 0.5]), np.array([-0.5, 0.01, 0.6])
+    newton = PIRLS(frame, family("binomial", link), frame.y, np.ones(frame.n), np.zeros(frame.n))
+    fisher = PIRLS(frame, family("binomial", link), frame.y, np.ones(frame.n), np.zeros(frame.n))
+    assert newton._newton
+    fisher._newton = False
+    a, b = newton.mode(theta, beta), fisher.mode(theta, beta)
+    np.testing.assert_allclose(a.u, b.u, rtol=0, atol=1e-9)
+    assert a.laplace == pytest.approx(b.laplace, rel=1e-11)
+    np.testing.assert_allclose(a.solution.L11, b.solution.L11, rtol=1e-8)  # the same (expected) weights
+    assert a.iterations < b.iterations
+
+
+def test_canonical_links_keep_fisher_scoring():
+    formula, data, fam = MODELS["grouseticks"]
+    frame = model_frame(formula, _data(data), residual=False)
+    assert not PIRLS(frame, family(fam), frame.y, np.ones(frame.n), np.zeros(frame.n))._newton
+    assert not PIRLS(frame, family("binomial"), np.zeros(frame.n), np.ones(frame.n), np.zeros(frame.n))._newton
