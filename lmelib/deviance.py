@@ -72,6 +72,7 @@ import scipy.linalg
 import scipy.linalg.lapack
 import scipy.sparse as sp
 
+from .blocksums import level_sums
 from .covariance import lambdas_of, theta_bounds, theta_slices
 from .schur import ScalarSchur
 
@@ -269,10 +270,7 @@ def _rows(Z: sp.sparray, sqrtw, transform) -> sp.csc_array:
 def _diagonal_blocks(codes, values, m, sqrtw) -> np.ndarray:
     """Z1ᵀZ1 as m blocks of ℓ × ℓ, from the level codes and the term's columns."""
     v = values if sqrtw is None else values * sqrtw[:, None]
-    ell = v.shape[1]
-    pairs = v[:, :, None] * v[:, None, :]
-    A = [np.bincount(codes, weights=pairs[:, a, b], minlength=m) for a in range(ell) for b in range(ell)]
-    return np.stack(A, axis=1).reshape(m, ell, ell)
+    return level_sums(codes, v, v, m)
 
 
 def _block_diagonal_or_none(Z1: sp.csc_array, ell: int) -> np.ndarray | None:
@@ -433,7 +431,7 @@ class ProfiledDeviance:
         indptr = np.searchsorted(rows[order], np.arange(r + 1))
         return cols[order], indptr, src[order], (r, r)
 
-    def _lambda_rest(self, theta: np.ndarray) -> sp.csr_array:
+    def lambda_rest(self, theta: np.ndarray) -> sp.csr_array:
         # Λ_R: block diagonal, one λ per level of each other term, then I for [X y]
         indices, indptr, src, shape = self._lamR
         data = np.where(src >= 0, theta[np.maximum(src, 0)], 1.0)
@@ -452,7 +450,7 @@ class ProfiledDeviance:
             data = cp.AR1.data * D[:, 0, 0][cp.AR1.indices] * _row_scale(cp, lams)[rows]
             return sp.csr_array((data, cp.AR1.indices, cp.AR1.indptr), shape=cp.AR1.shape)
         Dsp = sp.bsr_array((D, np.arange(cp.m1), np.arange(cp.m1 + 1)), shape=(cp.m1 * cp.ell1,) * 2)
-        return sp.csr_array(self._lambda_rest(theta).T @ (cp.AR1 @ Dsp))
+        return sp.csr_array(self.lambda_rest(theta).T @ (cp.AR1 @ Dsp))
 
     @cached_property
     def _schur(self) -> ScalarSchur | None:

@@ -67,7 +67,7 @@ import scipy.linalg
 import scipy.linalg.lapack
 import scipy.sparse as sp
 
-from .deviance import CrossProducts, PLSSolution, ProfiledDeviance, lambda_rest_t, objective
+from .deviance import CrossProducts, PLSSolution, ProfiledDeviance, dense, lambda_rest_t, objective
 
 __all__ = ["gradient", "objective_and_gradient"]
 
@@ -82,7 +82,8 @@ def objective_and_gradient(dev: ProfiledDeviance, theta: np.ndarray) -> tuple[fl
     lams = dev.lambdas(theta)
     n_eff = cp.n - cp.p if dev.reml else cp.n
     s = cp.q_rest + (cp.p if dev.reml else 0)  # rows of L22 inside B
-    traces = _log_det_terms(cp, sol, lams, s)  # Σ_g P_gg per term, eqn. (1)
+    U = _rest_t_AR1(dev, theta, lams, s) if cp.m1 else None  # Λ_Rᵀ A_R1
+    traces = _log_det_terms(cp, sol, lams, s, U)  # Σ_g P_gg per term, eqn. (1)
     products = _residual_terms(cp, sol, lams)  # Σ_g v_g u_gᵀ per term, eqn. (2)
     grad = np.empty(len(theta))
     for k, sl in enumerate(dev.theta_slices):
@@ -101,14 +102,13 @@ def gradient(dev: ProfiledDeviance, theta: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------ eqn. (1): log|B|
 
 
-def _log_det_terms(cp: CrossProducts, sol: PLSSolution, lams: list[np.ndarray], s: int) -> dict:
-    """Σ_g P_gg (ℓ × ℓ) for each term, P = B⁻¹Λ̃ᵀM, by term index."""
+def _log_det_terms(cp: CrossProducts, sol: PLSSolution, lams: list[np.ndarray], s: int, U) -> dict:
+    """Σ_g P_gg (ℓ × ℓ) for each term, P = B⁻¹Λ̃ᵀM, by term index (U = Λ_Rᵀ A_R1 on B's rows)."""
     T = _leading_inverse_factor(sol.L22, s)  # V = TᵀT
     AR1 = cp.AR1[:s]
-    out, first, U = {}, None, None
+    out, first = {}, None
     if cp.m1:
         first = _FirstTerm(cp, sol.L11, lams[0])
-        U = _lambda_rest_t(cp, lams, AR1)  # Λ_Rᵀ A_R1
         K = _level_grams(T, U, cp.m1, cp.ell1)  # U_gᵀ V U_g
         # P_11 = blockdiag(A_g⁻¹λᵀA11_g) + WᵀVF, with W_g = U_g λA_g⁻¹ and F_g = −U_g G_g
         out[0] = first.base - np.einsum("gba,gbc,gcd->ad", first.lam_Ainv, K, first.G)
@@ -118,9 +118,9 @@ def _log_det_terms(cp: CrossProducts, sol: PLSSolution, lams: list[np.ndarray], 
         if smallest >= INVERTIBLE:
             out[k] = _through_inverse(T[:, block], lams[k], m)
         else:
-            C = _lambda_rest_t(cp, lams, cp.ARR[:s, block])  # P_RR = V C, C = Λ_Rᵀ A_RR − U blockdiag(λA_g⁻¹λᵀ) A_R1ᵀ
+            C = lambda_rest_t(cp.rest, lams, cp.ARR[:s, block])  # P_RR = V C, C = Λ_Rᵀ A_RR − U blockdiag(λA_g⁻¹λᵀ) A_R1ᵀ
             if first is not None:
-                C = C - _dense(first.times(U, first.H) @ AR1[block].T)
+                C = C - dense(first.times(U, first.H) @ AR1[block].T)
             out[k] = _block_sums(T[:, block], T @ C, m, ell)
     return out
 
@@ -144,16 +144,13 @@ def _leading_inverse_factor(L22: np.ndarray, s: int) -> np.ndarray:
     return T
 
 
-def _lambda_rest_t(cp: CrossProducts, lams: list[np.ndarray], M):
-    """Λ_Rᵀ M for the first rows of the dense block (Λ_R: one λ per level of each term there,
-    then I for [X y]), level by level for a dense M, as one sparse product for a sparse one."""
-    if not cp.rest:
-        return M
-    if not isinstance(M, np.ndarray):
-        blocks = [sp.kron(sp.eye_array(m), sp.csr_array(lams[k])) for k, _, _, m in cp.rest]
-        lam_r = sp.block_diag(blocks + [sp.eye_array(cp.p + 1)], format="csr")
-        return sp.csr_array(lam_r[: M.shape[0], : M.shape[0]].T @ M)
-    return lambda_rest_t(cp.rest, lams, M)
+def _rest_t_AR1(dev: ProfiledDeviance, theta: np.ndarray, lams: list[np.ndarray], s: int):
+    """Λ_Rᵀ A_R1 on the first s rows of the dense block: level by level for a dense A_R1, through
+    the deviance's sparse Λ_R (made from its fixed pattern) for a sparse one."""
+    AR1 = dev.cp.AR1[:s]
+    if isinstance(AR1, np.ndarray):
+        return lambda_rest_t(dev.cp.rest, lams, AR1)
+    return sp.csr_array(dev.lambda_rest(theta)[:s, :s].T @ AR1)
 
 
 def _block_sums(X: np.ndarray, Y: np.ndarray, m: int, ell: int) -> np.ndarray:
@@ -194,13 +191,9 @@ def _level_grams(T: np.ndarray, U, m: int, ell: int) -> np.ndarray:
     chunk = max(1, LEVEL_CHUNK // (T.shape[0] * ell))
     for g in range(0, m, chunk):
         k = min(m, g + chunk) - g
-        X = _dense(U[:, g * ell : (g + k) * ell].T @ Tt).reshape(k, ell, -1)  # (T U_g)ᵀ
+        X = dense(U[:, g * ell : (g + k) * ell].T @ Tt).reshape(k, ell, -1)  # (T U_g)ᵀ
         K[g : g + k] = np.einsum("gas,gbs->gab", X, X)
     return K
-
-
-def _dense(a) -> np.ndarray:
-    return a if isinstance(a, np.ndarray) else a.toarray()
 
 
 # ------------------------------------------------------------ eqn. (2): r²θ

@@ -9,9 +9,8 @@ built once and never changes; derived values are computed on first use.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 
 import numpy as np
 import pandas as pd
@@ -81,7 +80,7 @@ class LinearMixedModel(MixedModel):
     def _fit(cls, frame: ModelFrame, reml: bool, errors: ErrorModel | None) -> "LinearMixedModel":
         if errors is None:
             f = ProfiledDeviance(frame, reml)
-            fg = functools.partial(objective_and_gradient, f) if _gradient_pays(f) else None
+            fg = partial(objective_and_gradient, f) if _gradient_pays(f) else None
             optsum = minimize(f, f.start, f.lower, gradient=fg)
         else:
             f = StructuredDeviance(frame, reml, errors)

@@ -6,8 +6,9 @@ then checks the boundary: a diagonal element of λ that ends near zero is set to
 exactly zero when that does not increase the objective beyond rounding error,
 so that a singular fit is reported as singular (MixedModels.jl does the same
 check).  Finally a few Newton steps with finite-difference derivatives, or with
-the analytic gradient where it is cheaper (gradient.py), polish the optimum, so that every digit the book prints is the same on any machine,
-whatever its BLAS kernel, thread count or the order of the data's rows.
+the analytic gradient where it is cheaper (gradient.py), polish the optimum, so
+that every digit the book prints is the same on any machine, whatever its BLAS
+kernel, thread count or the order of the data's rows.
 """
 
 from __future__ import annotations

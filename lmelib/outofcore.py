@@ -268,7 +268,7 @@ def _sum(*parts):
     return tuple(reduce(lambda a, b: a + b, blocks) for blocks in zip(*parts))
 
 
-def _drop_aliasedgram(G: np.ndarray, names: list[str]) -> list[int]:
+def _drop_aliased_gram(G: np.ndarray, names: list[str]) -> list[int]:
     """design._drop_aliased from XᵀX: a column is kept when its residual on the columns kept
     before it has norm above RANK_TOL of its own norm (r² = G_jj − G_jK G_KK⁻¹ G_Kj)."""
     keep: list[int] = []
@@ -472,7 +472,7 @@ def lmer_dask(formula: str, ddf, reml: bool = True, correlation=None, weights=No
     XtX, Xty, sums = lv["normal"] if early else _map_reduce(ddf, _normal_equations, _sum, enc)
     _check_varying(sums, lv["n"], parsed)
     names = coef_names(enc.spec.rhs, ddf._meta)
-    keep = _drop_aliasedgram(XtX, names)
+    keep = _drop_aliased_gram(XtX, names)
     enc = Encoding(enc.formula, enc.needed, enc.categories, enc.spec, enc.terms, tuple(keep))
     beta0 = scipy.linalg.solve(XtX[np.ix_(keep, keep)], Xty[keep], assume_a="pos") if keep else None
     A11, ARR, XyZ1, *contingency = _map_reduce(ddf, _blocks, _sum, enc, beta0)

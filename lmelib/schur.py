@@ -12,7 +12,7 @@ not.  ``ScalarSchur`` forms them once, so that one evaluation computes G(w) on
 the lower triangle (all LAPACK's ``dpotrf`` reads) as a product with a fixed
 matrix, instead of a sparse matrix product that builds a new sparse matrix.
 
-Two stores, whichever has fewer entries:
+Three stores:
 
 - by level: P with P[(i, j), g] = c_ig c_jg on the pattern of G, a sparse
   matrix with Σ_g k_g(k_g + 1)/2 entries (k_g the nonzeros of c_g), and
@@ -54,13 +54,11 @@ MAX_DENSE = 40_000_000  # numbers of a dense A_R1; beyond all three limits, a sp
 class ScalarSchur:
     """G(w) = A_R1 diag(w) A_R1ᵀ on a lower-triangular pattern of an r × r matrix."""
 
-    r: int
-    flat: np.ndarray  # positions i·r + j (i ≥ j) of the stored entries of G
-    by_level: sp.csr_array | None  # P: pattern × levels, or
-    by_class: np.ndarray | None  # M: classes × pattern (dense), with
-    class_of: np.ndarray | None  # the class of every level, and
-    class_a11: np.ndarray | None  # A11 of every class
-    dense: np.ndarray | None = None  # or A_R1 as an r × m array
+    flat: np.ndarray  # positions i·r + j (i ≥ j) of the stored entries of G (by level, by class)
+    by_level: sp.csr_array | None = None  # P: pattern × levels, or
+    by_class: np.ndarray | None = None  # M: classes × pattern (dense), with
+    class_a11: np.ndarray | None = None  # the A11 of every class, or
+    dense: np.ndarray | None = None  # A_R1 as an r × m array
 
     @classmethod
     def of(cls, AR1: sp.csr_array, A11: np.ndarray) -> "ScalarSchur | None":
@@ -80,25 +78,23 @@ class ScalarSchur:
             return None
         if store == "level":
             flat, P = _by_level(C, k, per_level)
-            return cls(r, flat, P, None, None, None)
+            return cls(flat, by_level=P)
         if store == "dense":
-            return cls(r, np.zeros(0, np.int64), None, None, None, None, dense=C.toarray())
+            return cls(np.zeros(0, np.int64), dense=C.toarray())
         flat, M = _by_class(C, class_of.ravel(), len(a11))
-        return cls(r, flat, None, M, class_of.ravel(), a11)
+        return cls(flat, by_class=M, class_a11=a11)
 
     def subtract(self, S: np.ndarray, lam1: float, A11: np.ndarray) -> None:
         """S −= G(w) on the lower triangle (S is r × r, C order), w from λ1 and A11."""
         lam2 = lam1 * lam1
-        if self.dense is not None:  # the lower triangle of (C W^½)(C W^½)ᵀ; dsyrk leaves the rest 0
-            w = lam2 / (lam2 * A11.reshape(-1) + 1.0)
-            S -= scipy.linalg.blas.dsyrk(1.0, self.dense * np.sqrt(w), lower=1)
+        if self.by_class is not None:  # one weight per class
+            S.reshape(-1)[self.flat] -= (lam2 / (lam2 * self.class_a11 + 1.0)) @ self.by_class
             return
-        if self.by_level is not None:
-            w = lam2 / (lam2 * A11.reshape(-1) + 1.0)
-            g = self.by_level @ w
+        w = lam2 / (lam2 * A11.reshape(-1) + 1.0)
+        if self.dense is not None:  # the lower triangle of (C W^½)(C W^½)ᵀ; dsyrk leaves the rest 0
+            S -= scipy.linalg.blas.dsyrk(1.0, self.dense * np.sqrt(w), lower=1)
         else:
-            g = (lam2 / (lam2 * self.class_a11 + 1.0)) @ self.by_class
-        S.reshape(-1)[self.flat] -= g
+            S.reshape(-1)[self.flat] -= self.by_level @ w
 
 
 def _by_level(C: sp.csc_array, k: np.ndarray, total: int) -> tuple[np.ndarray, sp.csr_array]:
